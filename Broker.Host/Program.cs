@@ -1,1 +1,3 @@
-return 0;
+using OmniBroker.Host.Cli;
+
+return await CliCommands.InvokeAsync(args);

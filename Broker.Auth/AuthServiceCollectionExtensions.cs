@@ -1,0 +1,39 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+
+namespace OmniBroker.Auth;
+
+public static class AuthServiceCollectionExtensions
+{
+    /// <summary>
+    /// Registers client-certificate authentication against <paramref name="trust"/>: the cached
+    /// <see cref="ClientCertificateValidator"/>, the <see cref="IConnectedIdentityRegistry"/> (with its expiry timer)
+    /// and the connection-level authenticator. An <see cref="IRevocationChecker"/> and any <see cref="IHandshakeObserver"/>s
+    /// registered in DI are used when present.
+    /// </summary>
+    public static IServiceCollection AddClientCertificateAuthentication(this IServiceCollection services, TrustStore trust)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(trust);
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton(trust);
+        services.TryAddSingleton(sp =>
+        {
+            var store = sp.GetRequiredService<TrustStore>();
+            var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("OmniBroker.Auth.Trust");
+            AuthLog.TrustConfigured(logger, store.Anchors.Count, string.Join("; ", store.Anchors.Select(a => a.Subject)), store.Intermediates.Count);
+            return new ClientCertificateValidator(store, sp.GetRequiredService<TimeProvider>());
+        });
+        services.TryAddSingleton<ConnectedIdentityRegistry>();
+        services.TryAddSingleton<IConnectedIdentityRegistry>(sp => sp.GetRequiredService<ConnectedIdentityRegistry>());
+        services.TryAddSingleton(sp => new ClientCertificateAuthenticator(
+            sp.GetRequiredService<ClientCertificateValidator>(),
+            sp.GetRequiredService<ConnectedIdentityRegistry>(),
+            sp.GetService<IRevocationChecker>(),
+            sp.GetServices<IHandshakeObserver>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetService<ILogger<ClientCertificateAuthenticator>>()));
+        return services;
+    }
+}

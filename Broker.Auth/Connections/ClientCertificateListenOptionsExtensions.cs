@@ -1,0 +1,38 @@
+using System.Net.Security;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace OmniBroker.Auth;
+
+public static class ClientCertificateListenOptionsExtensions
+{
+    /// <summary>
+    /// TLS with a required, validated client certificate on this listener: handshake tracking, Kestrel's HTTPS
+    /// middleware (chain checked in the handshake), then <see cref="ClientCertificateMiddleware"/> (revocation,
+    /// identity). Call before <c>UseConnectionHandler</c>. Needs <see cref="AuthServiceCollectionExtensions.AddClientCertificateAuthentication"/>
+    /// and, with the slim builder, <c>WebHost.UseKestrelHttpsConfiguration()</c>.
+    /// </summary>
+    public static ListenOptions UseClientCertificateAuthentication(this ListenOptions listenOptions, MutualTlsOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(listenOptions);
+        ArgumentNullException.ThrowIfNull(options);
+        if (!options.ServerCertificate.HasPrivateKey)
+        {
+            throw new ArgumentException("the server certificate has no private key", nameof(options));
+        }
+        var authenticator = listenOptions.ApplicationServices.GetRequiredService<ClientCertificateAuthenticator>();
+        // Built once: the chain sent to every client, no per-handshake chain building for the server certificate.
+        var serverCertificate = SslStreamCertificateContext.Create(options.ServerCertificate, options.ServerCertificateChain, offline: true);
+
+        listenOptions.Use(next => new HandshakeTrackingMiddleware(next, authenticator).OnConnectedAsync);
+        listenOptions.UseHttps(new TlsHandshakeCallbackOptions
+        {
+            HandshakeTimeout = options.HandshakeTimeout,
+            OnConnection = context => ValueTask.FromResult(authenticator.CreateServerOptions(context, serverCertificate, options)),
+        });
+        listenOptions.Use(next => new ClientCertificateMiddleware(next, authenticator).OnConnectedAsync);
+        return listenOptions;
+    }
+}

@@ -1,0 +1,32 @@
+using Microsoft.AspNetCore.Builder;
+using OmniBroker.Host.Admin;
+using OmniBroker.Host.Configuration;
+using OmniBroker.Host.Metrics;
+using OmniBroker.Host.Revocation;
+
+namespace OmniBroker.Host;
+
+/// <summary>
+/// Composition point of the host's feature modules: one line per feature in each method. Services registered in
+/// <see cref="AddServices"/> are visible to the MQTT listener (IMqttAuthorizer, IRevocationChecker, IHandshakeObserver)
+/// because Kestrel resolves it after the container is built. Endpoints are mapped on the HTTP listener (Http:Url);
+/// /healthz is mapped by <see cref="OmniBrokerApp"/>.
+/// </summary>
+internal static class BrokerComposition
+{
+    public static void AddServices(WebApplicationBuilder builder, BrokerSettings settings)
+    {
+        builder.Services.AddOmniBrokerMetrics(builder.Configuration);
+        // policy:     IMqttAuthorizer from settings.PolicyDirectory
+        builder.AddOmniBrokerRevocation(settings);
+        _ = settings;
+    }
+
+    public static void MapEndpoints(WebApplication app, BrokerSettings settings)
+    {
+        app.MapPrometheusMetrics();
+        app.MapAdminApi(mapHealthz: false);
+        app.MapDevelopmentPkiEndpoints();
+        _ = settings;
+    }
+}

@@ -1,0 +1,255 @@
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using OmniBroker.Auth;
+using OmniBroker.Auth.Pki;
+using OmniBroker.Host.Configuration;
+using OmniBroker.Mqtt.Engine;
+
+namespace OmniBroker.Host;
+
+/// <summary>
+/// Builds the broker host: Kestrel with the MQTT over TLS listener (client certificate required) and the HTTP
+/// listener. Tests build it in-process: <c>var app = OmniBrokerApp.Build(["--port=0", "--data-dir=/tmp/x"]);
+/// await app.StartAsync(); var port = app.Services.GetRequiredService&lt;BrokerEndpoints&gt;().MqttEndPoint.Port;</c>
+/// </summary>
+public static class OmniBrokerApp
+{
+    /// <param name="args">configuration arguments (--Mqtt:Port=1883, --port 1883, --data-dir d, --http-url u).</param>
+    /// <param name="configure">runs after the standard configuration sources are added and before the configuration
+    /// is read: add sources (tests: in-memory values), logging providers or services.</param>
+    /// <param name="overrideServices">runs after every registration: tests replace services here (a fake IRevocationChecker).</param>
+    /// <exception cref="BrokerConfigurationException">the configuration is invalid (message names every bad key).</exception>
+    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null, Action<IServiceCollection>? overrideServices = null)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            ContentRootPath = Directory.GetCurrentDirectory(),
+            ApplicationName = typeof(OmniBrokerApp).Assembly.GetName().Name,
+        });
+        try
+        {
+            builder.Configuration.AddBrokerSources(args);
+        }
+        catch (FormatException ex)
+        {
+            throw new BrokerConfigurationException([$"command line: {ex.Message}"]);
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new BrokerConfigurationException([ex.Message]);
+        }
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss ";
+        });
+        configure?.Invoke(builder);
+
+        var settings = BrokerSettings.Load(builder.Configuration);
+        Directory.CreateDirectory(settings.DataDirectory);
+        var tls = LoadTls(settings, out var developmentPki, out var pkiCreated);
+
+        var services = builder.Services;
+        services.AddSingleton(settings);
+        var endpoints = new BrokerEndpoints();
+        services.AddSingleton(endpoints);
+        services.AddSingleton(new DevelopmentPkiState(developmentPki, pkiCreated));
+        if (developmentPki is not null)
+        {
+            services.AddSingleton(developmentPki);
+        }
+        services.AddClientCertificateAuthentication(tls.Trust);
+        services.AddMqttBroker(options => builder.Configuration.GetSection(BrokerSettings.MqttSection).Bind(options));
+        BrokerComposition.AddServices(builder, settings);
+        overrideServices?.Invoke(services);
+
+        builder.WebHost.UseKestrelHttpsConfiguration();
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Listen(settings.MqttAddress, settings.MqttPort, listen =>
+            {
+                endpoints.SetMqtt(listen);
+                listen.UseClientCertificateAuthentication(tls.Mqtt);
+                listen.UseConnectionHandler<MqttConnectionHandler>();
+            });
+            if (settings.Http is { } http)
+            {
+                Action<ListenOptions> configureHttp = listen =>
+                {
+                    endpoints.AddHttp(listen);
+                    listen.Protocols = HttpProtocols.Http1AndHttp2;
+                    if (http.Https)
+                    {
+                        // The admin API authenticates callers by client certificate when not on loopback.
+                        var validator = listen.ApplicationServices.GetRequiredService<ClientCertificateValidator>();
+                        listen.UseHttps(new HttpsConnectionAdapterOptions
+                        {
+                            ServerCertificate = tls.Mqtt.ServerCertificate,
+                            ServerCertificateChain = tls.Mqtt.ServerCertificateChain,
+                            ClientCertificateMode = ClientCertificateMode.AllowCertificate,
+                            ClientCertificateValidation = (certificate, chain, _) => validator.Validate(certificate, chain?.ChainPolicy.ExtraStore).IsValid,
+                            HandshakeTimeout = settings.HandshakeTimeout,
+                        });
+                    }
+                };
+                if (http.Localhost)
+                {
+                    kestrel.ListenLocalhost(http.Port, configureHttp);
+                }
+                else if (http.Address!.Equals(System.Net.IPAddress.IPv6Any))
+                {
+                    kestrel.ListenAnyIP(http.Port, configureHttp);
+                }
+                else
+                {
+                    kestrel.Listen(http.Address, http.Port, configureHttp);
+                }
+            }
+        });
+
+        var app = builder.Build();
+        app.MapGet("/healthz", () => Microsoft.AspNetCore.Http.Results.Text("ok\n", "text/plain; charset=utf-8")).WithDisplayName("Liveness");
+        BrokerComposition.MapEndpoints(app, settings);
+
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("OmniBroker.Host");
+        if (developmentPki is not null)
+        {
+            var authLogger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("OmniBroker.Auth.Pki");
+            if (pkiCreated)
+            {
+                AuthLog.DevelopmentPkiCreated(authLogger, developmentPki.Directory);
+            }
+            else
+            {
+                AuthLog.DevelopmentPkiLoaded(authLogger, developmentPki.Directory);
+            }
+        }
+        if (settings.PolicyDirectory is not null)
+        {
+            HostLog.PolicyDirectory(logger, settings.PolicyDirectory);
+        }
+        app.Lifetime.ApplicationStarted.Register(() =>
+        {
+            HostLog.MqttListening(logger, endpoints.MqttEndPoint);
+            foreach (var endpoint in endpoints.HttpEndPoints)
+            {
+                HostLog.HttpListening(logger, endpoint);
+            }
+            endpoints.HttpBaseUrl = endpoints.ResolveHttpBaseUrl(settings.Http?.Https ?? false);
+            if (developmentPki is not null && settings.Http is { } http && endpoints.HttpBaseUrl is { } actual &&
+                (developmentPki.HttpBaseUrl.Port != actual.Port || developmentPki.HttpBaseUrl.Scheme != actual.Scheme))
+            {
+                HostLog.DevelopmentPkiUrlMismatch(logger, developmentPki.HttpBaseUrl, actual.ToString(), developmentPki.Directory);
+            }
+        });
+        return app;
+    }
+
+    /// <summary>Variant for tests that only add configuration values.</summary>
+    public static WebApplication Build(string[] args, Action<IConfigurationBuilder> configureConfiguration)
+    {
+        ArgumentNullException.ThrowIfNull(configureConfiguration);
+        return Build(args, builder => configureConfiguration(builder.Configuration));
+    }
+
+    private static TlsMaterial LoadTls(BrokerSettings settings, out DevelopmentPki? developmentPki, out bool created)
+    {
+        var errors = new List<string>();
+        developmentPki = null;
+        created = false;
+        if (settings.UsesDevelopmentPki)
+        {
+            var baseUrl = settings.Http?.PublicBaseUrl ?? new Uri(BrokerSettings.DefaultHttpUrl);
+            try
+            {
+                developmentPki = DevelopmentPki.LoadOrCreate(settings.DevelopmentPkiDirectory, baseUrl, out created);
+                var server = developmentPki.LoadServerCertificate(out var chain);
+                return new TlsMaterial(
+                    new TrustStore([developmentPki.RootCertificate], [developmentPki.IntermediateCertificate]),
+                    Mqtt(settings, server, chain));
+            }
+            catch (Exception ex) when (ex is IOException or InvalidDataException or InvalidOperationException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+            {
+                throw new BrokerConfigurationException([$"{BrokerSettings.DataDirectoryKey}: development PKI in {settings.DevelopmentPkiDirectory} cannot be used: {ex.Message}"]);
+            }
+        }
+
+        X509Certificate2? serverCertificate = null;
+        X509Certificate2Collection serverChain = [];
+        try
+        {
+            serverCertificate = PemCertificates.LoadWithKey(settings.ServerCertificatePath!, settings.ServerKeyPath!, out serverChain);
+            if (!serverCertificate.HasPrivateKey)
+            {
+                errors.Add($"{BrokerSettings.TlsServerKeyKey}: {settings.ServerKeyPath} does not hold the private key of {settings.ServerCertificatePath}");
+            }
+        }
+        catch (InvalidDataException ex)
+        {
+            errors.Add($"{BrokerSettings.TlsServerCertificateKey}: {ex.Message}");
+        }
+
+        var anchors = LoadAll(settings.TrustAnchorPaths, BrokerSettings.TlsTrustAnchorsKey, errors);
+        var intermediates = LoadAll(settings.IntermediatePaths, BrokerSettings.TlsIntermediatesKey, errors);
+        foreach (var (key, anchor) in anchors)
+        {
+            if (anchor.NotAfter.ToUniversalTime() < DateTime.UtcNow)
+            {
+                errors.Add($"{key}: trust anchor {anchor.Subject} expired at {anchor.NotAfter.ToUniversalTime():u}");
+            }
+        }
+        if (errors.Count > 0)
+        {
+            throw new BrokerConfigurationException(errors);
+        }
+
+        // Send the configured intermediates along with the server certificate when the certificate file had none.
+        if (serverChain.Count == 0)
+        {
+            serverChain.AddRange(intermediates.Select(i => i.Certificate).ToArray());
+        }
+        return new TlsMaterial(
+            new TrustStore(anchors.Select(a => a.Certificate), intermediates.Select(i => i.Certificate)),
+            Mqtt(settings, serverCertificate!, serverChain));
+    }
+
+    private static List<(string Key, X509Certificate2 Certificate)> LoadAll(IReadOnlyList<string> paths, string key, List<string> errors)
+    {
+        var result = new List<(string, X509Certificate2)>();
+        for (var i = 0; i < paths.Count; i++)
+        {
+            try
+            {
+                result.AddRange(PemCertificates.LoadAll(paths[i]).Select(c => ($"{key}[{i}]", c)));
+            }
+            catch (Exception ex) when (ex is InvalidDataException or IOException or UnauthorizedAccessException)
+            {
+                errors.Add($"{key}[{i}]: {ex.Message}");
+            }
+        }
+        return result;
+    }
+
+    private static MutualTlsOptions Mqtt(BrokerSettings settings, X509Certificate2 server, X509Certificate2Collection chain) => new()
+    {
+        ServerCertificate = server,
+        ServerCertificateChain = chain,
+        AllowTlsResume = settings.AllowTlsResume,
+        HandshakeTimeout = settings.HandshakeTimeout,
+    };
+
+    private sealed record TlsMaterial(TrustStore Trust, MutualTlsOptions Mqtt);
+}
+
+/// <summary>Whether the development PKI is in use and whether this start created it (for the start-up banner).</summary>
+public sealed record DevelopmentPkiState(DevelopmentPki? Pki, bool CreatedNow);

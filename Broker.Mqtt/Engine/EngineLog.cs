@@ -1,0 +1,95 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+using OmniBroker.Mqtt.Packets;
+
+namespace OmniBroker.Mqtt.Engine;
+
+/// <summary>Engine log messages. Event ids 1000-1999 are stable: dashboards and alerts key on them.</summary>
+internal static partial class EngineLog
+{
+    // 1000-1099: connection lifecycle
+    [LoggerMessage(1000, LogLevel.Information, "MQTT client {ClientId} connected from {RemoteEndPoint} ({ProtocolVersion}, clean start {CleanStart}, session present {SessionPresent}, keep alive {KeepAlive}s)")]
+    public static partial void ConnectAccepted(this ILogger logger, string clientId, EndPoint? remoteEndPoint, MqttProtocolVersion protocolVersion,
+        bool cleanStart, bool sessionPresent, int keepAlive);
+
+    [LoggerMessage(1001, LogLevel.Warning, "MQTT CONNECT from {RemoteEndPoint} (client {ClientId}) refused with {ReasonCode}: {Reason}")]
+    public static partial void ConnectRefused(this ILogger logger, EndPoint? remoteEndPoint, string? clientId, MqttReasonCode reasonCode, string reason);
+
+    [LoggerMessage(1002, LogLevel.Warning, "MQTT protocol violation by {RemoteEndPoint} (client {ClientId}), closing with {ReasonCode}: {Reason}")]
+    public static partial void ProtocolViolation(this ILogger logger, EndPoint? remoteEndPoint, string? clientId, MqttReasonCode reasonCode, string reason);
+
+    [LoggerMessage(1003, LogLevel.Information, "MQTT client {ClientId} taken over by a new connection from {RemoteEndPoint}")]
+    public static partial void SessionTakenOver(this ILogger logger, string clientId, EndPoint? remoteEndPoint);
+
+    [LoggerMessage(1004, LogLevel.Debug, "MQTT client {ClientId} disconnected ({Outcome})")]
+    public static partial void ConnectionClosed(this ILogger logger, string? clientId, string outcome);
+
+    [LoggerMessage(1005, LogLevel.Information, "MQTT client {ClientId} sent nothing for {Seconds}s (keep alive {KeepAlive}s), closing")]
+    public static partial void KeepAliveTimeout(this ILogger logger, string? clientId, double seconds, int keepAlive);
+
+    [LoggerMessage(1006, LogLevel.Information, "MQTT connection from {RemoteEndPoint} sent no CONNECT within {Timeout}, closing")]
+    public static partial void ConnectTimeout(this ILogger logger, EndPoint? remoteEndPoint, TimeSpan timeout);
+
+    [LoggerMessage(1007, LogLevel.Warning, "MQTT client {ClientId}: identity no longer valid ({Reason}), disconnecting and discarding the session")]
+    public static partial void IdentityRevoked(this ILogger logger, string clientId, string? reason);
+
+    [LoggerMessage(1008, LogLevel.Information, "MQTT client {ClientId} disconnected by the server with {ReasonCode}")]
+    public static partial void DisconnectedByServer(this ILogger logger, string clientId, MqttReasonCode reasonCode);
+
+    [LoggerMessage(1009, LogLevel.Debug, "MQTT connection from {RemoteEndPoint} (client {ClientId}) failed: {Message}")]
+    public static partial void TransportError(this ILogger logger, EndPoint? remoteEndPoint, string? clientId, string message);
+
+    // 1100-1199: authorization
+    [LoggerMessage(1100, LogLevel.Information, "MQTT client {ClientId} may not publish to {Topic} (QoS {Qos}, retain {Retain}); message dropped")]
+    public static partial void PublishDenied(this ILogger logger, string clientId, string topic, MqttQos qos, bool retain);
+
+    [LoggerMessage(1101, LogLevel.Information, "MQTT client {ClientId} may not subscribe to {Filter}")]
+    public static partial void SubscribeDenied(this ILogger logger, string clientId, string filter);
+
+    [LoggerMessage(1102, LogLevel.Warning, "MQTT client {ClientId} lost its subscription {Filter} after a policy change")]
+    public static partial void SubscriptionRevoked(this ILogger logger, string clientId, string filter);
+
+    [LoggerMessage(1103, LogLevel.Warning, "MQTT client {ClientId} is no longer authorized after a policy change ({Reason}), disconnecting")]
+    public static partial void ReauthorizationDenied(this ILogger logger, string clientId, string reason);
+
+    [LoggerMessage(1104, LogLevel.Information, "Will of MQTT client {ClientId} on {Topic} not published: not authorized")]
+    public static partial void WillDenied(this ILogger logger, string clientId, string topic);
+
+    [LoggerMessage(1105, LogLevel.Information, "Policy changed: re-authorized {Clients} connected clients, {Disconnected} disconnected, {Removed} subscriptions removed")]
+    public static partial void PolicyReapplied(this ILogger logger, int clients, int disconnected, int removed);
+
+    // 1200-1299: drops
+    [LoggerMessage(1200, LogLevel.Warning, "Queue of MQTT client {ClientId} full ({Limit} messages): dropped the oldest QoS 0 message on {Topic}")]
+    public static partial void DroppedOldestQos0(this ILogger logger, string clientId, int limit, string topic);
+
+    [LoggerMessage(1201, LogLevel.Warning, "Queue of MQTT client {ClientId} full ({Limit} QoS 1/2 messages): dropped the new QoS {Qos} message on {Topic}")]
+    public static partial void DroppedNew(this ILogger logger, string clientId, int limit, MqttQos qos, string topic);
+
+    [LoggerMessage(1202, LogLevel.Information, "MQTT client {ClientId}: dropped {Count} expired messages")]
+    public static partial void DroppedExpired(this ILogger logger, string clientId, int count);
+
+    [LoggerMessage(1203, LogLevel.Warning, "MQTT client {ClientId}: dropped a {Size}-byte PUBLISH on {Topic}, above the client's Maximum Packet Size {Limit}")]
+    public static partial void DroppedTooLarge(this ILogger logger, string clientId, int size, string topic, long limit);
+
+    [LoggerMessage(1204, LogLevel.Information, "MQTT client {ClientId}: dropped {Count} queued messages it may no longer receive")]
+    public static partial void DroppedDenied(this ILogger logger, string clientId, int count);
+
+    [LoggerMessage(1205, LogLevel.Warning, "MQTT session {ClientId} ended with {Qos12} undelivered QoS 1/2 and {Qos0} QoS 0 messages")]
+    public static partial void SessionEndedWithMessages(this ILogger logger, string clientId, int qos12, int qos0);
+
+    [LoggerMessage(1206, LogLevel.Warning, "MQTT client {ClientId}: {Count} messages dropped from its full queue ({Limit}) while sending the retained messages of {Filter}")]
+    public static partial void RetainedDropped(this ILogger logger, string clientId, int count, string filter, int limit);
+
+    // 1300-1399: sessions, wills, state
+    [LoggerMessage(1300, LogLevel.Information, "MQTT session {ClientId} expired")]
+    public static partial void SessionExpired(this ILogger logger, string clientId);
+
+    [LoggerMessage(1301, LogLevel.Debug, "Will of MQTT client {ClientId} published on {Topic}")]
+    public static partial void WillPublished(this ILogger logger, string clientId, string topic);
+
+    [LoggerMessage(1302, LogLevel.Debug, "MQTT client {ClientId} acknowledged unknown packet identifier {PacketId} ({PacketType})")]
+    public static partial void UnknownPacketId(this ILogger logger, string clientId, ushort packetId, MqttPacketType packetType);
+
+    [LoggerMessage(1303, LogLevel.Information, "MQTT broker stopping: disconnecting {Clients} clients")]
+    public static partial void ShuttingDown(this ILogger logger, int clients);
+}

@@ -1,0 +1,79 @@
+using OmniBroker.Mqtt.Packets;
+
+namespace OmniBroker.Mqtt.Engine;
+
+/// <summary>
+/// An application message once accepted by the broker. Immutable and shared: the payload is copied once out of
+/// the connection's input buffer into one array, and that array is referenced by the retained store and by every
+/// subscriber's queue.
+/// </summary>
+internal sealed class MqttApplicationMessage
+{
+    public MqttApplicationMessage(string topic, byte[] payload, MqttQos qos, bool retain)
+    {
+        Topic = topic;
+        Payload = payload;
+        Qos = qos;
+        Retain = retain;
+    }
+
+    public string Topic { get; }
+    public byte[] Payload { get; }
+    public MqttQos Qos { get; }
+    public bool Retain { get; }
+
+    /// <summary>ClientId of the publisher, for No Local (5.0 §3.8.3.1).</summary>
+    public string? PublisherClientId { get; init; }
+
+    /// <summary>Absolute expiry from the 5.0 Message Expiry Interval; null = never expires.</summary>
+    public DateTimeOffset? ExpiresAt { get; init; }
+
+    // 5.0 properties forwarded unaltered [MQTT-3.3.2-4], [MQTT-3.3.2-15], [MQTT-3.3.2-16], [MQTT-3.3.2-17], [MQTT-3.3.2-20].
+    public byte? PayloadFormatIndicator { get; init; }
+    public string? ContentType { get; init; }
+    public string? ResponseTopic { get; init; }
+    public ReadOnlyMemory<byte>? CorrelationData { get; init; }
+    /// <summary>Shared by every delivery of the message and never modified.</summary>
+    public List<KeyValuePair<string, string>>? UserProperties { get; init; }
+
+    public bool HasProperties =>
+        PayloadFormatIndicator is not null || ContentType is not null || ResponseTopic is not null
+        || CorrelationData is not null || UserProperties is not null || ExpiresAt is not null;
+
+    public bool IsExpired(DateTimeOffset now) => ExpiresAt is { } at && at <= now;
+
+    /// <summary>Builds the message from the properties of a PUBLISH or a Will; copies what may reference the input buffer.</summary>
+    public static MqttApplicationMessage Create(string topic, byte[] payload, MqttQos qos, bool retain, MqttProperties? properties,
+        string? publisherClientId, DateTimeOffset now)
+    {
+        if (properties is null)
+        {
+            return new MqttApplicationMessage(topic, payload, qos, retain) { PublisherClientId = publisherClientId };
+        }
+
+        return new MqttApplicationMessage(topic, payload, qos, retain)
+        {
+            PublisherClientId = publisherClientId,
+            ExpiresAt = properties.MessageExpiryInterval is { } seconds ? now.AddSeconds(seconds) : null,
+            PayloadFormatIndicator = properties.PayloadFormatIndicator,
+            ContentType = properties.ContentType,
+            ResponseTopic = properties.ResponseTopic,
+            CorrelationData = properties.CorrelationData is { } correlation ? correlation.ToArray() : null,
+            UserProperties = properties.UserProperties is { Count: > 0 } user ? new List<KeyValuePair<string, string>>(user) : null,
+        };
+    }
+
+    /// <summary>Message Expiry Interval to forward (5.0), or null when the message does not expire.</summary>
+    public uint? RemainingExpirySeconds(DateTimeOffset now)
+    {
+        if (ExpiresAt is not { } at)
+        {
+            return null;
+        }
+
+        // The forwarded value is the received one minus the time spent in the broker [MQTT-3.3.2-6]; never 0 while
+        // the message is still alive.
+        var remaining = Math.Ceiling((at - now).TotalSeconds);
+        return remaining < 1 ? 1u : remaining > uint.MaxValue ? uint.MaxValue : (uint)remaining;
+    }
+}

@@ -1,0 +1,993 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net;
+using System.Security.Cryptography.X509Certificates;
+using System.Threading.Channels;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
+using Microsoft.Extensions.Logging;
+using OmniBroker.Mqtt.Abstractions;
+using OmniBroker.Mqtt.Codec;
+using OmniBroker.Mqtt.Diagnostics;
+using OmniBroker.Mqtt.Packets;
+
+namespace OmniBroker.Mqtt.Engine;
+
+/// <summary>
+/// One MQTT network connection (MQTT 3.1.1 and 5.0 §3, §4). A reader loop decodes packets from the transport's
+/// <see cref="PipeReader"/> and handles them synchronously (payloads are copied before the reader advances); a
+/// single writer loop owns the <see cref="PipeWriter"/>: everything to send is queued (control packets here,
+/// PUBLISH in the session) and the writer encodes one batch and flushes once per batch.
+/// Protocol violations surface as one <see cref="MqttProtocolException"/> caught in <see cref="RunAsync"/>.
+/// </summary>
+internal sealed class MqttConnection
+{
+    private const int MaxPublishesPerBatch = 256;
+
+    /// <summary>Control packets (acknowledgements, PINGRESP) queued but not yet written above which the reader stops
+    /// reading: a peer that sends without reading our answers is throttled instead of growing memory.</summary>
+    private const int MaxControlBacklog = 1024;
+
+    /// <summary>How long a closing connection may take to flush its last packets (DISCONNECT) to a slow peer.</summary>
+    private static readonly TimeSpan s_closeFlushTimeout = TimeSpan.FromSeconds(5);
+
+    private readonly MqttBroker _broker;
+    private readonly ConnectionContext _context;
+    private readonly MqttBrokerOptions _options;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+
+    // Coalescing wake-up for the writer: producers TryWrite after queueing, the writer drains everything queued.
+    private readonly Channel<bool> _signal = Channel.CreateBounded<bool>(
+        new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
+    private readonly CancellationTokenSource _writerCts = new();
+
+    // Guarded by _stateLock.
+    private readonly Lock _stateLock = new();
+    private List<MqttPacket> _control = new();
+    private DisconnectPacket? _disconnect;
+    private bool _discardSession;
+    private bool _finished;
+    private TaskCompletionSource? _backlogDrained;
+    private volatile bool _closeRequested;
+
+    private volatile bool _connected;
+    private MqttProtocolVersion? _version;
+    private MqttSession? _session;
+    private volatile IClientGrants _grants = AllowAllAuthorizer.Instance;
+    private WillState? _will;
+    private bool _willDiscarded;
+    private bool _clientDisconnected;
+    private string?[]? _topicAliases;
+    private uint _sessionExpiryAtConnect;
+    private int _outboundWindow = 1;
+    private uint _clientMaximumPacketSize;
+    private ushort _keepAlive;
+    private long _lastPacketTimestamp;
+    private ITimer? _timer;
+    private Task? _writerTask;
+    private ConnAckPacket? _refusal;
+    private MqttProtocolVersion _refusalVersion;
+    private CancellationTokenRegistration _revokedRegistration;
+    private IClientIdentityFeature? _identity;
+
+    public MqttConnection(MqttBroker broker, ConnectionContext context)
+    {
+        _broker = broker;
+        _context = context;
+        _options = broker.Options;
+        _logger = broker.Logger;
+        _time = broker.TimeProvider;
+        RemoteEndPoint = context.Features.Get<IRemoteAddressFeature>()?.RemoteEndPoint ?? context.RemoteEndPoint;
+    }
+
+    public string? ClientId { get; private set; }
+    public EndPoint? RemoteEndPoint { get; }
+    public X509Certificate2? Certificate => _identity?.Certificate;
+    public MqttProtocolVersion ProtocolVersion => _version ?? MqttProtocolVersion.V311;
+    public DateTimeOffset ConnectedAt { get; private set; }
+    public bool IsConnected => _connected && !_closeRequested;
+    public MqttSession? Session => _session;
+    public MqttClientInfo? ClientInfo { get; private set; }
+    public IClientGrants Grants => _grants;
+
+    public async Task RunAsync()
+    {
+        var input = _context.Transport.Input;
+        _timer = _time.CreateTimer(static state => ((MqttConnection)state!).OnTimer(), this, _options.ConnectTimeout, Timeout.InfiniteTimeSpan);
+        var shutdown = _context.Features.Get<IConnectionLifetimeNotificationFeature>()?.ConnectionClosedRequested ?? CancellationToken.None;
+        using var shutdownRegistration = shutdown.UnsafeRegister(
+            static state => ((MqttConnection)state!).RequestClose(MqttReasonCode.ServerShuttingDown), this);
+        var outcome = "closed by peer";
+
+        try
+        {
+            while (!_closeRequested)
+            {
+                var result = await input.ReadAsync().ConfigureAwait(false);
+                var buffer = result.Buffer;
+                var consumed = buffer.Start;
+                var examined = buffer.End;
+                var stop = false;
+                try
+                {
+                    while (!_closeRequested)
+                    {
+                        if (!MqttPacketReader.TryRead(buffer, _version, _options.MaximumPacketSize, out var packet, out var end, out var seen))
+                        {
+                            consumed = end;
+                            examined = seen;
+                            break;
+                        }
+
+                        consumed = end;
+                        examined = end;
+                        buffer = buffer.Slice(end);
+                        Volatile.Write(ref _lastPacketTimestamp, _time.GetTimestamp());
+                        if (!HandlePacket(packet))
+                        {
+                            stop = true;
+                            break;
+                        }
+                    }
+                }
+                finally
+                {
+                    input.AdvanceTo(consumed, examined);
+                }
+
+                if (stop)
+                {
+                    outcome = _clientDisconnected ? "DISCONNECT" : "refused";
+                    break;
+                }
+                if (result.IsCompleted)
+                {
+                    outcome = buffer.IsEmpty ? "closed by peer" : "closed by peer inside a packet";
+                    break;
+                }
+                await WaitForControlBacklogAsync().ConfigureAwait(false);
+            }
+            if (_closeRequested && !_clientDisconnected && _refusal is null)
+            {
+                outcome = "closed by server";
+            }
+        }
+        catch (MqttProtocolException ex)
+        {
+            outcome = "protocol violation";
+            OnProtocolViolation(ex);
+        }
+        catch (IOException ex)
+        {
+            // Connection reset and friends: an abnormal close, the will is published.
+            outcome = "transport error";
+            _logger.TransportError(RemoteEndPoint, ClientId, ex.Message);
+        }
+        catch (OperationCanceledException)
+        {
+            // ConnectionAbortedException: the transport was aborted under us.
+            outcome = "aborted";
+        }
+        finally
+        {
+            await CloseAsync(outcome).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Queues a packet for the writer (acknowledgements, SUBACK, PINGRESP, ...).</summary>
+    public void Send(MqttPacket packet)
+    {
+        lock (_stateLock)
+        {
+            if (_closeRequested)
+            {
+                return;
+            }
+            _control.Add(packet);
+        }
+        Signal();
+    }
+
+    /// <summary>Resolves when the writer has taken the queued control packets, if there are too many; the reader then
+    /// stops consuming input (TCP backpressure on the peer) until they are written.</summary>
+    private Task WaitForControlBacklogAsync()
+    {
+        lock (_stateLock)
+        {
+            if (_control.Count <= MaxControlBacklog || _closeRequested)
+            {
+                return Task.CompletedTask;
+            }
+            _backlogDrained ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            return _backlogDrained.Task;
+        }
+    }
+
+    /// <summary>Wakes the writer: new work is queued in the session or the control queue.</summary>
+    public void Signal() => _signal.Writer.TryWrite(true);
+
+    /// <summary>Asks the connection to close from any thread. A 5.0 client that has been sent a successful CONNACK
+    /// gets DISCONNECT with <paramref name="reasonCode"/> first (never before CONNACK [MQTT-3.14.0-1]).</summary>
+    public void RequestClose(MqttReasonCode? reasonCode, bool discardSession = false)
+    {
+        TaskCompletionSource? drained;
+        lock (_stateLock)
+        {
+            _discardSession |= discardSession;
+            if (_closeRequested || _finished)
+            {
+                return;
+            }
+            _closeRequested = true;
+            if (reasonCode is { } code && _connected && _version == MqttProtocolVersion.V500)
+            {
+                _disconnect = new DisconnectPacket { ReasonCode = code };
+            }
+            _writerCts.CancelAfter(s_closeFlushTimeout);
+            drained = _backlogDrained;
+            _backlogDrained = null;
+        }
+        drained?.TrySetResult();
+        Signal();
+        _context.Transport.Input.CancelPendingRead();
+    }
+
+    /// <summary>Detaches the will for publication by the broker (once): on takeover or close.</summary>
+    public WillState? TakeWill()
+    {
+        var will = Interlocked.Exchange(ref _will, null);
+        return will is null ? null : will with { Grants = _grants };
+    }
+
+    /// <summary>After a policy change: installs the re-resolved grants.</summary>
+    public void UpdateGrants(IClientGrants grants)
+    {
+        _grants = grants;
+        if (_session is { } session)
+        {
+            session.Grants = grants;
+        }
+    }
+
+    private bool HandlePacket(MqttPacket packet)
+    {
+        if (!_connected)
+        {
+            // The codec accepts only CONNECT while the version is unknown [MQTT-3.1.0-1].
+            return packet is ConnectPacket connect
+                ? HandleConnect(connect)
+                : throw new MqttProtocolException(MqttReasonCode.ProtocolError, $"{packet.Type} before CONNECT");
+        }
+
+        switch (packet)
+        {
+            case PublishPacket publish:
+                HandlePublish(publish);
+                return true;
+            case PubAckPacket ack:
+                HandleAck(ack);
+                return true;
+            case SubscribePacket subscribe:
+                HandleSubscribe(subscribe);
+                return true;
+            case UnsubscribePacket unsubscribe:
+                HandleUnsubscribe(unsubscribe);
+                return true;
+            case PingReqPacket:
+                Send(PingRespPacket.Instance);
+                return true;
+            case DisconnectPacket disconnect:
+                HandleDisconnect(disconnect);
+                return false;
+            case ConnectPacket:
+                // [MQTT-3.1.0-2]: a second CONNECT is a protocol violation.
+                MqttThrow.ProtocolError("second CONNECT on the same connection");
+                return false;
+            case AuthPacket:
+                // Enhanced authentication (5.0 §4.12) is not offered, so no AUTH can be part of a valid exchange.
+                MqttThrow.ProtocolError("AUTH without an authentication method");
+                return false;
+            default:
+                MqttThrow.ProtocolError($"{packet.Type} is not sent by clients");
+                return false;
+        }
+    }
+
+    // ------------------------------------------------------------------ CONNECT (§3.1)
+
+    private bool HandleConnect(ConnectPacket connect)
+    {
+        _version = connect.ProtocolVersion;
+        var v5 = _version == MqttProtocolVersion.V500;
+        var properties = v5 ? connect.Properties : null;
+
+        _identity = _context.Features.Get<IClientIdentityFeature>();
+        if (_identity is null && _options.RequireClientIdentity)
+        {
+            return Refuse(connect.ClientId, MqttReasonCode.NotAuthorized, "no validated client certificate on the connection");
+        }
+        if (_identity is not null && _identity.IdentityRevoked.IsCancellationRequested)
+        {
+            return Refuse(connect.ClientId, MqttReasonCode.NotAuthorized, $"client certificate no longer valid ({_identity.RevocationReason})");
+        }
+        if (properties?.AuthenticationMethod is not null)
+        {
+            // Enhanced authentication (§4.12) is not offered: identity comes from the TLS client certificate.
+            return Refuse(connect.ClientId, MqttReasonCode.BadAuthenticationMethod, "enhanced authentication is not supported");
+        }
+
+        var clientId = connect.ClientId;
+        var assigned = false;
+        if (clientId.Length == 0)
+        {
+            if (!v5 && !connect.CleanStart)
+            {
+                // [MQTT-3.1.3-8]: 3.1.1 zero-length ClientId with CleanSession=0 is refused with 0x02.
+                return Refuse(clientId, MqttReasonCode.ClientIdentifierNotValid, "empty client identifier requires a clean session");
+            }
+            // [MQTT-3.1.3-6]: assign a unique ClientId; 5.0 returns it as Assigned Client Identifier [MQTT-3.1.3-7].
+            clientId = "omni-" + Guid.NewGuid().ToString("N");
+            assigned = true;
+        }
+        else if (clientId.Length > _options.MaxClientIdLength)
+        {
+            return Refuse(clientId, MqttReasonCode.ClientIdentifierNotValid, $"client identifier longer than {_options.MaxClientIdLength}");
+        }
+
+        if (connect.Will is { } willPacket)
+        {
+            if (!MqttTopic.IsValidTopicName(willPacket.Topic))
+            {
+                MqttThrow.Violation(MqttReasonCode.TopicNameInvalid, "invalid will topic");
+            }
+            if (willPacket.Retain && !_options.RetainAvailable)
+            {
+                // 5.0 §3.2.2.3.5: a will with RETAIN while Retain Available is 0 is refused with 0x9A.
+                return Refuse(clientId, MqttReasonCode.RetainNotSupported, "retained will while retain is not available");
+            }
+        }
+
+        ClientId = clientId;
+        ClientInfo = new MqttClientInfo(clientId, _version.Value, _identity?.Certificate, RemoteEndPoint, connect.UserName);
+        var decision = _broker.Authorizer.AuthorizeConnect(ClientInfo);
+        var allowed = decision.Allowed && decision.Grants is not null;
+        BrokerMetrics.AuthorizationDecision(BrokerMetrics.Actions.Connect, allowed);
+        if (!allowed)
+        {
+            return Refuse(clientId, MqttReasonCode.NotAuthorized, decision.Reason);
+        }
+        _grants = decision.Grants!;
+
+        // Keep alive: 5.0 lets the server impose its own through Server Keep Alive [MQTT-3.2.2-21].
+        var keepAlive = connect.KeepAliveSeconds;
+        ushort? serverKeepAlive = null;
+        if (v5 && _options.ServerKeepAlive is { } forced)
+        {
+            keepAlive = forced;
+            serverKeepAlive = forced;
+        }
+        else if (v5 && _options.MaximumKeepAlive is { } maximum && maximum > 0 && (keepAlive == 0 || keepAlive > maximum))
+        {
+            keepAlive = maximum;
+            serverKeepAlive = maximum;
+        }
+
+        uint expiry;
+        var expiryChanged = false;
+        if (v5)
+        {
+            expiry = properties?.SessionExpiryInterval ?? 0;
+            if (expiry > _options.MaximumSessionExpiryInterval)
+            {
+                expiry = _options.MaximumSessionExpiryInterval;
+                expiryChanged = true;
+            }
+        }
+        else
+        {
+            // 3.1.1: CleanSession=0 keeps the session until cleaned; bounded by the configured maximum.
+            expiry = connect.CleanStart ? 0 : _options.MaximumSessionExpiryInterval;
+        }
+        _sessionExpiryAtConnect = expiry;
+
+        var receiveMaximum = properties?.ReceiveMaximum ?? ushort.MaxValue;
+        _outboundWindow = Math.Max(1, Math.Min(_options.MaxInflightPerClient, receiveMaximum == 0 ? ushort.MaxValue : receiveMaximum));
+        _clientMaximumPacketSize = properties?.MaximumPacketSize ?? 0;
+        _topicAliases = v5 && _options.TopicAliasMaximum > 0 ? new string?[_options.TopicAliasMaximum + 1] : null;
+
+        if (connect.Will is { } will)
+        {
+            var delay = v5 ? will.Properties?.WillDelayInterval ?? 0 : 0;
+            _will = new WillState(clientId, will.Topic, will.Payload.ToArray(), will.Qos, will.Retain, v5 ? will.Properties : null, delay, _grants);
+        }
+
+        ConnectedAt = _time.GetUtcNow();
+        var (session, sessionPresent) = _broker.AttachSession(this, clientId, connect.CleanStart, expiry, _grants);
+        _session = session;
+
+        var connAck = new ConnAckPacket { SessionPresent = sessionPresent, ReasonCode = MqttReasonCode.Success };
+        if (v5)
+        {
+            connAck.Properties = new MqttProperties
+            {
+                ReceiveMaximum = _options.ReceiveMaximum == ushort.MaxValue ? null : _options.ReceiveMaximum,
+                TopicAliasMaximum = _options.TopicAliasMaximum > 0 ? _options.TopicAliasMaximum : null,
+                MaximumPacketSize = (uint)_options.MaximumPacketSize,
+                RetainAvailable = _options.RetainAvailable ? (byte)1 : (byte)0,
+                WildcardSubscriptionAvailable = 1,
+                SubscriptionIdentifiersAvailable = 1,
+                SharedSubscriptionAvailable = 1,
+                AssignedClientIdentifier = assigned ? clientId : null,
+                ServerKeepAlive = serverKeepAlive,
+                SessionExpiryInterval = expiryChanged ? expiry : null,
+            };
+        }
+
+        lock (_stateLock)
+        {
+            // First packet written: the writer starts below, and takes control packets before session messages.
+            _control.Add(connAck);
+            _connected = true;
+        }
+        _keepAlive = keepAlive;
+        _timer!.Change(keepAlive == 0 ? Timeout.InfiniteTimeSpan : KeepAliveLimit, Timeout.InfiniteTimeSpan);
+        if (_identity is not null)
+        {
+            _revokedRegistration = _identity.IdentityRevoked.UnsafeRegister(static state => ((MqttConnection)state!).OnIdentityRevoked(), this);
+        }
+
+        BrokerMetrics.ConnectionOpened(_version.Value);
+        _logger.ConnectAccepted(clientId, RemoteEndPoint, _version.Value, connect.CleanStart, sessionPresent, keepAlive);
+        _writerTask = WriterLoopAsync();
+        return true;
+    }
+
+    private bool Refuse(string? clientId, MqttReasonCode reasonCode, string reason)
+    {
+        _logger.ConnectRefused(RemoteEndPoint, clientId, reasonCode, reason);
+        _refusal = new ConnAckPacket { ReasonCode = reasonCode };
+        _refusalVersion = _version ?? MqttProtocolVersion.V311;
+        return false;
+    }
+
+    private TimeSpan KeepAliveLimit => TimeSpan.FromSeconds(_keepAlive * 1.5);
+
+    // ------------------------------------------------------------------ PUBLISH (§3.3, §4.3)
+
+    private void HandlePublish(PublishPacket publish)
+    {
+        var v5 = _version == MqttProtocolVersion.V500;
+        var session = _session!;
+        var topic = publish.Topic;
+
+        if (v5 && publish.Properties?.TopicAlias is { } alias)
+        {
+            if (alias == 0 || alias > _options.TopicAliasMaximum)
+            {
+                // [MQTT-3.3.2-8], [MQTT-3.3.2-9]
+                MqttThrow.Violation(MqttReasonCode.TopicAliasInvalid, $"topic alias {alias} outside 1..{_options.TopicAliasMaximum}");
+            }
+            if (topic.Length == 0)
+            {
+                topic = _topicAliases![alias] ?? throw new MqttProtocolException(MqttReasonCode.ProtocolError, $"topic alias {alias} is not mapped");
+            }
+            else
+            {
+                _topicAliases![alias] = topic;
+            }
+        }
+
+        if (!MqttTopic.IsValidTopicName(topic))
+        {
+            // [MQTT-3.3.2-2]: no wildcards in a topic name.
+            MqttThrow.Violation(MqttReasonCode.TopicNameInvalid, "invalid topic name in PUBLISH");
+        }
+        var retain = publish.Retain;
+        if (retain && !_options.RetainAvailable)
+        {
+            if (v5)
+            {
+                // 5.0 §3.2.2.3.5: RETAIN=1 while Retain Available is 0 is a protocol violation (0x9A).
+                MqttThrow.Violation(MqttReasonCode.RetainNotSupported, "RETAIN while retain is not available");
+            }
+            retain = false;
+        }
+
+        var qos = publish.Qos;
+        var packetId = publish.PacketId;
+        BrokerMetrics.MessageIn(qos, (int)publish.Payload.Length);
+
+        if (qos == MqttQos.ExactlyOnce && session.IsInboundQos2Pending(packetId))
+        {
+            // A retransmission of a QoS 2 PUBLISH we already delivered (method B below): acknowledge again, do not
+            // deliver again (5.0 §4.3.3, 3.1.1 §4.3.3).
+            Send(new PubAckPacket(MqttPacketType.PubRec) { PacketId = packetId });
+            return;
+        }
+        if (v5 && qos != MqttQos.AtMostOnce && session.InboundQos2Count >= _options.ReceiveMaximum)
+        {
+            // 5.0 §3.3.4, §4.9: more unacknowledged QoS 1/2 PUBLISH than the Receive Maximum we announced.
+            MqttThrow.Violation(MqttReasonCode.ReceiveMaximumExceeded, $"more than {_options.ReceiveMaximum} QoS 1/2 PUBLISH in flight");
+        }
+
+        var allowed = _grants.CanPublish(topic, qos, retain);
+        BrokerMetrics.AuthorizationDecision(BrokerMetrics.Actions.Publish, allowed);
+        if (!allowed)
+        {
+            _logger.PublishDenied(ClientId!, topic, qos, retain);
+            BrokerMetrics.MessageDropped(BrokerMetrics.DropReasons.Denied);
+            _broker.CountDropped();
+            if (v5)
+            {
+                // 5.0 tells the client: PUBACK/PUBREC with 0x87, which also ends a QoS 2 flow (no PUBREL expected).
+                if (qos != MqttQos.AtMostOnce)
+                {
+                    Send(new PubAckPacket(qos == MqttQos.AtLeastOnce ? MqttPacketType.PubAck : MqttPacketType.PubRec)
+                    {
+                        PacketId = packetId,
+                        ReasonCode = MqttReasonCode.NotAuthorized,
+                    });
+                }
+                return;
+            }
+
+            // 3.1.1 has no negative acknowledgement: acknowledge so the client does not retry forever, and drop.
+            Acknowledge(session, qos, packetId, MqttReasonCode.Success);
+            if (_options.DisconnectOnDeniedPublishV311)
+            {
+                RequestClose(null);
+            }
+            return;
+        }
+
+        // Inbound QoS 2 uses method B of the spec's QoS 2 flow (3.1.1 Figure 4.3, 5.0 Figure 4.3): store the Packet
+        // Identifier and deliver onwards now; PUBREL only releases the identifier. While the identifier is held a
+        // retransmitted PUBLISH is acknowledged but not delivered again, which gives exactly-once delivery without
+        // keeping the message itself.
+        var delivered = _broker.Publish(topic, publish.Payload, qos, retain, v5 ? publish.Properties : null, ClientId);
+        Acknowledge(session, qos, packetId, v5 && delivered == 0 ? MqttReasonCode.NoMatchingSubscribers : MqttReasonCode.Success);
+    }
+
+    private void Acknowledge(MqttSession session, MqttQos qos, ushort packetId, MqttReasonCode reasonCode)
+    {
+        switch (qos)
+        {
+            case MqttQos.AtLeastOnce:
+                Send(new PubAckPacket(MqttPacketType.PubAck) { PacketId = packetId, ReasonCode = reasonCode });
+                break;
+            case MqttQos.ExactlyOnce:
+                session.TryBeginInboundQos2(packetId);
+                Send(new PubAckPacket(MqttPacketType.PubRec) { PacketId = packetId, ReasonCode = reasonCode });
+                break;
+        }
+    }
+
+    private void HandleAck(PubAckPacket ack)
+    {
+        var session = _session!;
+        var v5 = _version == MqttProtocolVersion.V500;
+        switch (ack.PacketType)
+        {
+            case MqttPacketType.PubAck:
+                if (session.OnPubAck(ack.PacketId))
+                {
+                    Signal();
+                }
+                else
+                {
+                    _logger.UnknownPacketId(ClientId!, ack.PacketId, ack.PacketType);
+                }
+                break;
+
+            case MqttPacketType.PubRec:
+                switch (session.OnPubRec(ack.PacketId, ack.ReasonCode))
+                {
+                    case PubRecOutcome.SendPubRel:
+                        Send(new PubAckPacket(MqttPacketType.PubRel) { PacketId = ack.PacketId });
+                        break;
+                    case PubRecOutcome.Refused:
+                        Signal();
+                        break;
+                    default:
+                        // 5.0 §3.6.2.1 answers an unknown identifier with PUBREL 0x92; 3.1.1 completes the flow anyway.
+                        _logger.UnknownPacketId(ClientId!, ack.PacketId, ack.PacketType);
+                        Send(new PubAckPacket(MqttPacketType.PubRel)
+                        {
+                            PacketId = ack.PacketId,
+                            ReasonCode = v5 ? MqttReasonCode.PacketIdentifierNotFound : MqttReasonCode.Success,
+                        });
+                        break;
+                }
+                break;
+
+            case MqttPacketType.PubRel:
+                var known = session.CompleteInboundQos2(ack.PacketId);
+                Send(new PubAckPacket(MqttPacketType.PubComp)
+                {
+                    PacketId = ack.PacketId,
+                    ReasonCode = known || !v5 ? MqttReasonCode.Success : MqttReasonCode.PacketIdentifierNotFound,
+                });
+                break;
+
+            case MqttPacketType.PubComp:
+                if (session.OnPubComp(ack.PacketId))
+                {
+                    Signal();
+                }
+                else
+                {
+                    _logger.UnknownPacketId(ClientId!, ack.PacketId, ack.PacketType);
+                }
+                break;
+        }
+    }
+
+    // ------------------------------------------------------------------ SUBSCRIBE / UNSUBSCRIBE (§3.8, §3.10)
+
+    private void HandleSubscribe(SubscribePacket subscribe)
+    {
+        var session = _session!;
+        var v5 = _version == MqttProtocolVersion.V500;
+        var subscriptionId = v5 && subscribe.Properties?.SubscriptionIdentifiers is [var id, ..] ? id : 0u;
+        var codes = new List<MqttReasonCode>(subscribe.Subscriptions.Count);
+        List<Subscription>? sendRetained = null;
+
+        foreach (var request in subscribe.Subscriptions)
+        {
+            if (!TopicFilters.Validate(request.Filter, out var shared))
+            {
+                codes.Add(MqttReasonCode.TopicFilterInvalid);
+                continue;
+            }
+            if (shared && request.Options.NoLocal)
+            {
+                // [MQTT-3.8.3-4]
+                MqttThrow.ProtocolError("No Local on a shared subscription");
+            }
+
+            var subscription = new Subscription(session, request.Filter, request.Options, subscriptionId);
+            // The policy decides on the topic filter proper; the share group only spreads the load.
+            var allowed = _grants.CanSubscribe(subscription.TopicFilter);
+            BrokerMetrics.AuthorizationDecision(BrokerMetrics.Actions.Subscribe, allowed);
+            if (!allowed)
+            {
+                _logger.SubscribeDenied(ClientId!, request.Filter);
+                codes.Add(MqttReasonCode.NotAuthorized);
+                continue;
+            }
+
+            var isNew = _broker.AddSubscription(session, subscription);
+            codes.Add((MqttReasonCode)(byte)request.Options.MaximumQos);
+
+            // Retained messages on subscribe per Retain Handling [MQTT-3.3.1-9], [MQTT-3.3.1-10], [MQTT-3.3.1-11];
+            // never for shared subscriptions (5.0 §4.8.2: retained messages are not sent to a shared subscription).
+            var handling = request.Options.RetainHandling;
+            if (!shared && (handling == MqttRetainHandling.SendAtSubscribe || (handling == MqttRetainHandling.SendAtSubscribeIfNew && isNew)))
+            {
+                (sendRetained ??= []).Add(subscription);
+            }
+        }
+
+        // SUBACK is queued before the retained messages; the writer takes session messages before control packets
+        // and writes control packets first, so SUBACK always precedes them on the wire.
+        Send(new SubAckPacket { PacketId = subscribe.PacketId, ReasonCodes = codes });
+        if (sendRetained is not null)
+        {
+            foreach (var subscription in sendRetained)
+            {
+                _broker.DeliverRetained(subscription);
+            }
+        }
+    }
+
+    private void HandleUnsubscribe(UnsubscribePacket unsubscribe)
+    {
+        var codes = new List<MqttReasonCode>(unsubscribe.Filters.Count);
+        foreach (var filter in unsubscribe.Filters)
+        {
+            // 0x11 when the filter did not exist (5.0 §3.11.3).
+            codes.Add(_broker.RemoveSubscription(_session!, filter) ? MqttReasonCode.Success : MqttReasonCode.NoSubscriptionExisted);
+        }
+        Send(new UnsubAckPacket { PacketId = unsubscribe.PacketId, ReasonCodes = codes });
+    }
+
+    // ------------------------------------------------------------------ DISCONNECT (§3.14)
+
+    private void HandleDisconnect(DisconnectPacket disconnect)
+    {
+        _clientDisconnected = true;
+        if (_version == MqttProtocolVersion.V500)
+        {
+            if (disconnect.Properties?.SessionExpiryInterval is { } expiry)
+            {
+                if (_sessionExpiryAtConnect == 0 && expiry != 0)
+                {
+                    // [MQTT-3.14.2-2]
+                    MqttThrow.ProtocolError("Session Expiry Interval set on DISCONNECT after 0 on CONNECT");
+                }
+                _broker.SetSessionExpiry(_session!, Math.Min(expiry, _options.MaximumSessionExpiryInterval));
+            }
+            // 0x00 discards the will [MQTT-3.14.4-3]; 0x04 (Disconnect with Will Message) and error codes keep it.
+            _willDiscarded = disconnect.ReasonCode == MqttReasonCode.Success;
+        }
+        else
+        {
+            // [MQTT-3.14.4-3] (3.1.1): DISCONNECT discards the will.
+            _willDiscarded = true;
+        }
+    }
+
+    // ------------------------------------------------------------------ violations, timers, close
+
+    private void OnProtocolViolation(MqttProtocolException ex)
+    {
+        _logger.ProtocolViolation(RemoteEndPoint, ClientId, ex.ReasonCode, ex.Message);
+        if (_connected)
+        {
+            // 5.0: DISCONNECT with the reason code (§4.13.1); 3.1.1: close (§4.8).
+            RequestClose(ex.ReasonCode);
+        }
+        else if (_version == MqttProtocolVersion.V500 && (byte)ex.ReasonCode >= 0x80)
+        {
+            // The CONNECT was decoded but is unacceptable: CONNACK with the reason code, then close (5.0 §3.2.2.2).
+            _refusal = new ConnAckPacket { ReasonCode = ex.ReasonCode };
+            _refusalVersion = MqttProtocolVersion.V500;
+        }
+        else if (ex.ReasonCode == MqttReasonCode.UnsupportedProtocolVersion)
+        {
+            // [MQTT-3.1.2-2]: CONNACK 0x01 (3.1.1) / 0x84, then close. The client's version is unknown, so use the
+            // 3.1.1 layout, which every version can read.
+            _refusal = new ConnAckPacket { ReasonCode = MqttReasonCode.UnsupportedProtocolVersion };
+            _refusalVersion = MqttProtocolVersion.V311;
+        }
+    }
+
+    private void OnTimer()
+    {
+        if (_closeRequested)
+        {
+            return;
+        }
+        if (!_connected)
+        {
+            _logger.ConnectTimeout(RemoteEndPoint, _options.ConnectTimeout);
+            RequestClose(null);
+            return;
+        }
+        if (_keepAlive == 0)
+        {
+            return;
+        }
+
+        var elapsed = _time.GetElapsedTime(Volatile.Read(ref _lastPacketTimestamp));
+        var limit = KeepAliveLimit;
+        if (elapsed >= limit)
+        {
+            // 1.5 x Keep Alive without a packet: 3.1.1 [MQTT-3.1.2-24], 5.0 [MQTT-3.1.2-22].
+            _logger.KeepAliveTimeout(ClientId, Math.Round(elapsed.TotalSeconds, 1), _keepAlive);
+            RequestClose(MqttReasonCode.KeepAliveTimeout);
+            return;
+        }
+        _timer?.Change(limit - elapsed, Timeout.InfiniteTimeSpan);
+    }
+
+    private void OnIdentityRevoked()
+    {
+        _logger.IdentityRevoked(ClientId ?? "?", _identity?.RevocationReason);
+        RequestClose(MqttReasonCode.AdministrativeAction, discardSession: true);
+    }
+
+    private async Task CloseAsync(string outcome)
+    {
+        _timer?.Dispose();
+        _revokedRegistration.Dispose();
+        RequestClose(null);
+
+        if (_writerTask is not null)
+        {
+            await _writerTask.ConfigureAwait(false);
+        }
+        else if (_refusal is not null)
+        {
+            await WriteRefusalAsync(_refusal, _refusalVersion).ConfigureAwait(false);
+        }
+
+        bool discard;
+        lock (_stateLock)
+        {
+            _finished = true;
+            discard = _discardSession;
+        }
+        _writerCts.Dispose();
+
+        if (_connected)
+        {
+            var will = TakeWill();
+            if (_willDiscarded)
+            {
+                will = null;
+            }
+            _broker.OnConnectionClosed(this, will, discard);
+            BrokerMetrics.ConnectionClosed(_version!.Value);
+        }
+        _logger.ConnectionClosed(ClientId, outcome);
+    }
+
+    private async Task WriteRefusalAsync(ConnAckPacket connAck, MqttProtocolVersion version)
+    {
+        var output = _context.Transport.Output;
+        MqttPacketWriter.Write(output, connAck, version);
+        try
+        {
+            await output.FlushAsync(_writerCts.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // The peer does not read; it is being closed anyway.
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    // ------------------------------------------------------------------ writer
+
+    private async Task WriterLoopAsync()
+    {
+        await Task.Yield();
+        var output = _context.Transport.Output;
+        var version = _version!.Value;
+        var items = new List<OutboundItem>(MaxPublishesPerBatch);
+        var control = new List<MqttPacket>();
+        var publish = new PublishPacket();
+        var properties = new MqttProperties();
+        var subscriptionIds = new List<uint>();
+        var token = _writerCts.Token;
+
+        try
+        {
+            while (true)
+            {
+                _signal.Reader.TryRead(out _);
+                var closing = _closeRequested;
+                var drops = default(DropCounts);
+                if (!closing)
+                {
+                    // Session first, control second, written control first: see HandleSubscribe.
+                    _session!.TakeOutbound(items, MaxPublishesPerBatch, _outboundWindow, _time.GetUtcNow(), _grants, ref drops);
+                }
+
+                DisconnectPacket? disconnect;
+                TaskCompletionSource? drained;
+                lock (_stateLock)
+                {
+                    (control, _control) = (_control, control);
+                    disconnect = _closeRequested ? _disconnect : null;
+                    closing = _closeRequested;
+                    drained = _backlogDrained;
+                    _backlogDrained = null;
+                }
+                drained?.TrySetResult();
+                ReportDrops(drops);
+
+                if (control.Count == 0 && items.Count == 0 && disconnect is null)
+                {
+                    if (closing)
+                    {
+                        break;
+                    }
+                    await _signal.Reader.WaitToReadAsync(token).ConfigureAwait(false);
+                    continue;
+                }
+
+                foreach (var packet in control)
+                {
+                    MqttPacketWriter.Write(output, packet, version);
+                }
+                foreach (var item in items)
+                {
+                    WriteOutbound(output, version, item, publish, properties, subscriptionIds);
+                }
+                if (disconnect is not null)
+                {
+                    MqttPacketWriter.Write(output, disconnect, version);
+                }
+                control.Clear();
+                items.Clear();
+
+                var flush = await output.FlushAsync(token).ConfigureAwait(false);
+                if (disconnect is not null || flush.IsCompleted || flush.IsCanceled)
+                {
+                    break;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Close timeout: the peer stopped reading.
+        }
+        catch (IOException)
+        {
+        }
+        finally
+        {
+            // If the transport failed under the writer, the reader must stop as well.
+            RequestClose(null);
+        }
+    }
+
+    private void WriteOutbound(PipeWriter output, MqttProtocolVersion version, OutboundItem item, PublishPacket publish,
+        MqttProperties properties, List<uint> subscriptionIds)
+    {
+        if (item.IsPubRel)
+        {
+            MqttPacketWriter.Write(output, new PubAckPacket(MqttPacketType.PubRel) { PacketId = item.PacketId }, version);
+            return;
+        }
+
+        var message = item.Message!;
+        publish.Topic = message.Topic;
+        publish.Qos = item.Qos;
+        publish.Retain = item.Retain;
+        publish.Dup = item.Dup;
+        publish.PacketId = item.PacketId;
+        publish.Payload = new ReadOnlySequence<byte>(message.Payload);
+        publish.Properties = null;
+
+        if (version == MqttProtocolVersion.V500 && (message.HasProperties || item.SubscriptionIds is not null))
+        {
+            properties.PayloadFormatIndicator = message.PayloadFormatIndicator;
+            properties.MessageExpiryInterval = message.RemainingExpirySeconds(_time.GetUtcNow());
+            properties.ContentType = message.ContentType;
+            properties.ResponseTopic = message.ResponseTopic;
+            properties.CorrelationData = message.CorrelationData;
+            properties.UserProperties = message.UserProperties;
+            subscriptionIds.Clear();
+            if (item.SubscriptionIds is not null)
+            {
+                subscriptionIds.AddRange(item.SubscriptionIds);
+            }
+            properties.SubscriptionIdentifiers = subscriptionIds.Count > 0 ? subscriptionIds : null;
+            publish.Properties = properties;
+        }
+
+        if (_clientMaximumPacketSize > 0)
+        {
+            var size = MqttPacketWriter.GetEncodedSize(publish, version);
+            if (size > _clientMaximumPacketSize)
+            {
+                // [MQTT-3.1.2-24]: never send a packet above the client's Maximum Packet Size; the message is dropped
+                // for this client as if delivered ([MQTT-3.1.2-25]) and counted.
+                if (item.PacketId != 0)
+                {
+                    _session!.Abandon(item.PacketId);
+                }
+                _logger.DroppedTooLarge(ClientId!, size, message.Topic, _clientMaximumPacketSize);
+                BrokerMetrics.MessageDropped(BrokerMetrics.DropReasons.TooLarge);
+                _broker.CountDropped();
+                return;
+            }
+        }
+
+        MqttPacketWriter.Write(output, publish, version);
+        BrokerMetrics.MessageOut(item.Qos, message.Payload.Length);
+        _broker.CountSent();
+    }
+
+    private void ReportDrops(in DropCounts drops)
+    {
+        if (drops.Expired > 0)
+        {
+            _logger.DroppedExpired(ClientId!, drops.Expired);
+            BrokerMetrics.MessageDropped(BrokerMetrics.DropReasons.Expired, drops.Expired);
+            _broker.CountDropped(drops.Expired);
+        }
+        if (drops.Denied > 0)
+        {
+            _logger.DroppedDenied(ClientId!, drops.Denied);
+            BrokerMetrics.MessageDropped(BrokerMetrics.DropReasons.Denied, drops.Denied);
+            _broker.CountDropped(drops.Denied);
+        }
+    }
+}

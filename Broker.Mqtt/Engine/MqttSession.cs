@@ -1,0 +1,403 @@
+using OmniBroker.Mqtt.Abstractions;
+using OmniBroker.Mqtt.Packets;
+
+namespace OmniBroker.Mqtt.Engine;
+
+/// <summary>
+/// Session state (MQTT 5.0 §4.1): subscriptions, outbound QoS 1/2 messages in flight, messages queued for the
+/// client, inbound QoS 2 packet identifiers awaiting PUBREL, and a delayed will. Survives the connection when the
+/// session is persistent. Every mutable field is guarded by <see cref="Sync"/>; lock order is broker sessions lock,
+/// then a session's <see cref="Sync"/>, then the subscription index or retained store.
+/// </summary>
+internal sealed class MqttSession
+{
+    private static long s_nextId;
+
+    // Queued messages not yet sent, in two FIFOs so the oldest QoS 0 message can be dropped in O(1) when the
+    // queue is full; the original order is recovered from Sequence.
+    private readonly Queue<QueuedMessage> _qos0 = new();
+    private readonly Queue<QueuedMessage> _qos12 = new();
+    private readonly Dictionary<ushort, InflightMessage> _inflight = new();
+    private readonly Queue<InflightMessage> _resend = new();
+    private readonly HashSet<ushort> _inboundQos2 = new();
+    private long _sequence;
+    private ushort _lastPacketId;
+    private volatile IClientGrants? _grants;
+
+    public MqttSession(string clientId, int maxQueuedMessages)
+    {
+        ClientId = clientId;
+        MaxQueuedMessages = Math.Max(1, maxQueuedMessages);
+        Id = Interlocked.Increment(ref s_nextId);
+    }
+
+    public Lock Sync { get; } = new();
+
+    /// <summary>Process-unique, for ordering matches of one publish by session.</summary>
+    public long Id { get; }
+
+    public string ClientId { get; }
+
+    public int MaxQueuedMessages { get; }
+
+    /// <summary>The connection currently bound to the session; null while offline. Guarded by <see cref="Sync"/>.</summary>
+    public MqttConnection? Connection { get; set; }
+
+    /// <summary>Session Expiry Interval in seconds after the connection closes (0 = ends with the connection).</summary>
+    public uint ExpiryInterval { get; set; }
+
+    /// <summary>When an offline session expires.</summary>
+    public DateTimeOffset? ExpiresAt { get; set; }
+
+    /// <summary>Set once the session has been removed; late operations on it are ignored.</summary>
+    public bool Ended { get; private set; }
+
+    /// <summary>Grants of the latest connection, used to check CanReceive when queueing while offline.</summary>
+    public IClientGrants? Grants
+    {
+        get => _grants;
+        set => _grants = value;
+    }
+
+    /// <summary>Subscriptions by the filter the client sent. Guarded by <see cref="Sync"/>.</summary>
+    public Dictionary<string, Subscription> Subscriptions { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Will of a closed connection waiting for its Will Delay Interval. Guarded by <see cref="Sync"/>.</summary>
+    public PendingWill? DelayedWill { get; set; }
+
+    public int QueuedCount
+    {
+        get
+        {
+            lock (Sync)
+            {
+                return _qos0.Count + _qos12.Count;
+            }
+        }
+    }
+
+    public int InflightCount
+    {
+        get
+        {
+            lock (Sync)
+            {
+                return _inflight.Count;
+            }
+        }
+    }
+
+    /// <summary>Queues a message for the client. When the queue is full the oldest queued QoS 0 message makes
+    /// room, otherwise the new message is refused; the caller counts and logs what was dropped.</summary>
+    public EnqueueResult Enqueue(MqttApplicationMessage message, MqttQos qos, bool retain, uint[]? subscriptionIds)
+    {
+        MqttConnection? connection;
+        MqttApplicationMessage? dropped = null;
+        lock (Sync)
+        {
+            if (Ended)
+            {
+                return new EnqueueResult(EnqueueOutcome.SessionEnded, null);
+            }
+
+            if (_qos0.Count + _qos12.Count >= MaxQueuedMessages)
+            {
+                if (_qos0.Count == 0)
+                {
+                    return new EnqueueResult(EnqueueOutcome.DroppedNew, message);
+                }
+                dropped = _qos0.Dequeue().Message;
+            }
+
+            var item = new QueuedMessage(message, qos, retain, subscriptionIds, ++_sequence);
+            (qos == MqttQos.AtMostOnce ? _qos0 : _qos12).Enqueue(item);
+            connection = Connection;
+        }
+
+        connection?.Signal();
+        return new EnqueueResult(dropped is null ? EnqueueOutcome.Queued : EnqueueOutcome.DroppedOldest, dropped);
+    }
+
+    /// <summary>
+    /// Moves sendable work into <paramref name="batch"/>: first the resends of a resumed session (PUBLISH with
+    /// DUP=1, or PUBREL for messages already at PUBREC) in their original order [MQTT-4.4.0-1], [MQTT-4.6.0-1],
+    /// then queued messages while the inflight window allows. QoS 0 messages may pass QoS 1/2 messages blocked
+    /// by a full window (5.0 §4.9). QoS 1/2 messages get a packet identifier and enter the inflight table here.
+    /// </summary>
+    public void TakeOutbound(List<OutboundItem> batch, int maxItems, int window, DateTimeOffset now, IClientGrants grants,
+        ref DropCounts drops)
+    {
+        lock (Sync)
+        {
+            while (_resend.Count > 0 && batch.Count < maxItems)
+            {
+                var entry = _resend.Dequeue();
+                if (!_inflight.TryGetValue(entry.PacketId, out var current) || !ReferenceEquals(current, entry))
+                {
+                    continue;
+                }
+                batch.Add(entry.State == InflightState.AwaitingPubComp
+                    ? OutboundItem.PubRel(entry.PacketId)
+                    : OutboundItem.Publish(entry.Message!, entry.Qos, entry.Retain, dup: true, entry.PacketId, entry.SubscriptionIds));
+            }
+
+            while (batch.Count < maxItems)
+            {
+                var useQos0 = _qos0.Count > 0 && (_qos12.Count == 0 || _qos0.Peek().Sequence < _qos12.Peek().Sequence);
+                if (!useQos0)
+                {
+                    if (_qos12.Count == 0)
+                    {
+                        break;
+                    }
+                    if (_inflight.Count >= window)
+                    {
+                        if (_qos0.Count == 0)
+                        {
+                            break;
+                        }
+                        useQos0 = true;
+                    }
+                }
+
+                var item = (useQos0 ? _qos0 : _qos12).Dequeue();
+                if (item.Message.IsExpired(now))
+                {
+                    drops.Expired++;
+                    continue;
+                }
+                if (!grants.CanReceive(item.Message.Topic))
+                {
+                    drops.Denied++;
+                    continue;
+                }
+
+                if (item.Qos == MqttQos.AtMostOnce)
+                {
+                    batch.Add(OutboundItem.Publish(item.Message, item.Qos, item.Retain, dup: false, 0, item.SubscriptionIds));
+                    continue;
+                }
+
+                var packetId = AllocatePacketId();
+                var inflight = new InflightMessage(packetId, item.Message, item.Qos, item.Retain, item.SubscriptionIds, item.Sequence);
+                _inflight.Add(packetId, inflight);
+                batch.Add(OutboundItem.Publish(item.Message, item.Qos, item.Retain, dup: false, packetId, item.SubscriptionIds));
+            }
+        }
+    }
+
+    /// <summary>Forgets an outbound message that could not be sent at all (larger than the client's Maximum Packet
+    /// Size): the packet identifier is released and the message is not retried.</summary>
+    public void Abandon(ushort packetId)
+    {
+        lock (Sync)
+        {
+            _inflight.Remove(packetId);
+        }
+    }
+
+    /// <summary>PUBACK for an outbound QoS 1 message. False when no such message is in flight.</summary>
+    public bool OnPubAck(ushort packetId)
+    {
+        lock (Sync)
+        {
+            if (_inflight.TryGetValue(packetId, out var entry) && entry.Qos == MqttQos.AtLeastOnce)
+            {
+                _inflight.Remove(packetId);
+                return true;
+            }
+            return false;
+        }
+    }
+
+    /// <summary>PUBREC for an outbound QoS 2 message: the payload is released and PUBREL is due, unless the
+    /// client refused the message (reason code 0x80 or greater ends the flow, 5.0 §4.3.3).</summary>
+    public PubRecOutcome OnPubRec(ushort packetId, MqttReasonCode reasonCode)
+    {
+        lock (Sync)
+        {
+            if (!_inflight.TryGetValue(packetId, out var entry) || entry.Qos != MqttQos.ExactlyOnce)
+            {
+                return PubRecOutcome.NotFound;
+            }
+            if ((byte)reasonCode >= 0x80)
+            {
+                _inflight.Remove(packetId);
+                return PubRecOutcome.Refused;
+            }
+            entry.State = InflightState.AwaitingPubComp;
+            entry.Message = null;
+            return PubRecOutcome.SendPubRel;
+        }
+    }
+
+    /// <summary>PUBCOMP for an outbound QoS 2 message. False when no such message awaits PUBCOMP.</summary>
+    public bool OnPubComp(ushort packetId)
+    {
+        lock (Sync)
+        {
+            if (_inflight.TryGetValue(packetId, out var entry) && entry.State == InflightState.AwaitingPubComp)
+            {
+                _inflight.Remove(packetId);
+                return true;
+            }
+            return false;
+        }
+    }
+
+    /// <summary>Inbound QoS 2 PUBLISH: records the packet identifier until PUBREL. False when it is already held,
+    /// i.e. the PUBLISH is a retransmission that must not be delivered again.</summary>
+    public bool TryBeginInboundQos2(ushort packetId)
+    {
+        lock (Sync)
+        {
+            return _inboundQos2.Add(packetId);
+        }
+    }
+
+    public bool IsInboundQos2Pending(ushort packetId)
+    {
+        lock (Sync)
+        {
+            return _inboundQos2.Contains(packetId);
+        }
+    }
+
+    /// <summary>PUBREL: releases the packet identifier. False when it was unknown.</summary>
+    public bool CompleteInboundQos2(ushort packetId)
+    {
+        lock (Sync)
+        {
+            return _inboundQos2.Remove(packetId);
+        }
+    }
+
+    public int InboundQos2Count
+    {
+        get
+        {
+            lock (Sync)
+            {
+                return _inboundQos2.Count;
+            }
+        }
+    }
+
+    /// <summary>On resuming a session: every unacknowledged PUBLISH and PUBREL is sent again, in order. Caller holds
+    /// <see cref="Sync"/>.</summary>
+    public void PrepareResendLocked()
+    {
+        _resend.Clear();
+        if (_inflight.Count == 0)
+        {
+            return;
+        }
+        var entries = _inflight.Values.ToArray();
+        Array.Sort(entries, static (a, b) => a.Sequence.CompareTo(b.Sequence));
+        foreach (var entry in entries)
+        {
+            _resend.Enqueue(entry);
+        }
+    }
+
+    /// <summary>Marks the session ended and clears its messages. Returns how many undelivered messages were lost
+    /// (QoS 1/2 and QoS 0 separately). Caller holds <see cref="Sync"/>.</summary>
+    public (int Qos12, int Qos0) EndLocked()
+    {
+        Ended = true;
+        var qos12 = _qos12.Count;
+        foreach (var entry in _inflight.Values)
+        {
+            if (entry.Message is not null)
+            {
+                qos12++;
+            }
+        }
+        var qos0 = _qos0.Count;
+        _qos0.Clear();
+        _qos12.Clear();
+        _inflight.Clear();
+        _resend.Clear();
+        _inboundQos2.Clear();
+        DelayedWill = null;
+        Connection = null;
+        return (qos12, qos0);
+    }
+
+    private ushort AllocatePacketId()
+    {
+        // The window is at most 65535 entries, so a free identifier exists.
+        for (var i = 0; i < ushort.MaxValue; i++)
+        {
+            _lastPacketId = _lastPacketId == ushort.MaxValue ? (ushort)1 : (ushort)(_lastPacketId + 1);
+            if (!_inflight.ContainsKey(_lastPacketId))
+            {
+                return _lastPacketId;
+            }
+        }
+        throw new InvalidOperationException("no free packet identifier");
+    }
+
+    private readonly record struct QueuedMessage(MqttApplicationMessage Message, MqttQos Qos, bool Retain, uint[]? SubscriptionIds, long Sequence);
+
+    private sealed class InflightMessage(ushort packetId, MqttApplicationMessage message, MqttQos qos, bool retain, uint[]? subscriptionIds, long sequence)
+    {
+        public ushort PacketId { get; } = packetId;
+        public MqttApplicationMessage? Message { get; set; } = message;
+        public MqttQos Qos { get; } = qos;
+        public bool Retain { get; } = retain;
+        public uint[]? SubscriptionIds { get; } = subscriptionIds;
+        public long Sequence { get; } = sequence;
+        public InflightState State { get; set; } = qos == MqttQos.AtLeastOnce ? InflightState.AwaitingPubAck : InflightState.AwaitingPubRec;
+    }
+
+    private enum InflightState
+    {
+        AwaitingPubAck,
+        AwaitingPubRec,
+        AwaitingPubComp,
+    }
+}
+
+internal enum EnqueueOutcome
+{
+    Queued,
+    /// <summary>Queued after dropping the oldest queued QoS 0 message (<see cref="EnqueueResult.Dropped"/>).</summary>
+    DroppedOldest,
+    /// <summary>Queue full of QoS 1/2 messages: the new message was dropped.</summary>
+    DroppedNew,
+    SessionEnded,
+}
+
+internal readonly record struct EnqueueResult(EnqueueOutcome Outcome, MqttApplicationMessage? Dropped);
+
+internal enum PubRecOutcome
+{
+    SendPubRel,
+    Refused,
+    NotFound,
+}
+
+internal struct DropCounts
+{
+    public int Expired;
+    public int Denied;
+}
+
+/// <summary>A PUBLISH or PUBREL the writer loop must encode.</summary>
+internal readonly record struct OutboundItem(bool IsPubRel, ushort PacketId, MqttApplicationMessage? Message, MqttQos Qos, bool Retain, bool Dup,
+    uint[]? SubscriptionIds)
+{
+    public static OutboundItem PubRel(ushort packetId) => new(true, packetId, null, MqttQos.ExactlyOnce, false, false, null);
+
+    public static OutboundItem Publish(MqttApplicationMessage message, MqttQos qos, bool retain, bool dup, ushort packetId, uint[]? subscriptionIds) =>
+        new(false, packetId, message, qos, retain, dup, subscriptionIds);
+}
+
+/// <summary>A will waiting for its delay (5.0 §3.1.3.2.2) or for the session to end.</summary>
+internal sealed record PendingWill(WillState Will, DateTimeOffset DueAt);
+
+/// <summary>A connection's will with what is needed to publish it later: a private copy of the payload and the
+/// grants it is checked against.</summary>
+internal sealed record WillState(string ClientId, string Topic, byte[] Payload, MqttQos Qos, bool Retain, MqttProperties? Properties,
+    uint DelaySeconds, IClientGrants Grants);
