@@ -3,6 +3,8 @@ using OmniBroker.Host.Admin;
 using OmniBroker.Host.Configuration;
 using OmniBroker.Host.Metrics;
 using OmniBroker.Host.Revocation;
+using OmniBroker.Host.WebSockets;
+using OmniBroker.Policy;
 
 namespace OmniBroker.Host;
 
@@ -17,13 +19,14 @@ internal static class BrokerComposition
     public static void AddServices(WebApplicationBuilder builder, BrokerSettings settings)
     {
         builder.Services.AddOmniBrokerMetrics(builder.Configuration);
-        // policy:     IMqttAuthorizer from settings.PolicyDirectory
+        if (settings.PolicyDirectory is { } policyDirectory) builder.Services.AddOmniBrokerPolicy(policyDirectory);
         builder.AddOmniBrokerRevocation(settings);
         _ = settings;
     }
 
     public static void MapEndpoints(WebApplication app, BrokerSettings settings)
     {
+        app.UseMqttWebSockets(settings); // first: requests on the wss listener never reach the endpoints below
         app.MapPrometheusMetrics();
         app.MapAdminApi(mapHealthz: false);
         app.MapDevelopmentPkiEndpoints();

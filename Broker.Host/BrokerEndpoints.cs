@@ -13,6 +13,13 @@ public sealed class BrokerEndpoints
 
     internal void AddHttp(ListenOptions options) => _http.Add(options);
 
+    private ListenOptions? _webSockets;
+
+    internal void SetWebSockets(ListenOptions options) => _webSockets = options;
+
+    /// <summary>The MQTT over secure WebSockets listener; null when WebSockets:Enabled is false.</summary>
+    public IPEndPoint? WebSocketEndPoint => _webSockets?.IPEndPoint;
+
     /// <summary>The MQTT over TLS listener.</summary>
     public IPEndPoint MqttEndPoint => _mqtt?.IPEndPoint ?? throw new InvalidOperationException("the MQTT listener is not configured yet");
 

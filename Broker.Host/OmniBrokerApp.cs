@@ -11,6 +11,8 @@ using Microsoft.Extensions.Logging;
 using OmniBroker.Auth;
 using OmniBroker.Auth.Pki;
 using OmniBroker.Host.Configuration;
+using OmniBroker.Host.Metrics;
+using OmniBroker.Host.WebSockets;
 using OmniBroker.Mqtt.Engine;
 
 namespace OmniBroker.Host;
@@ -47,11 +49,7 @@ public static class OmniBrokerApp
         {
             throw new BrokerConfigurationException([ex.Message]);
         }
-        builder.Logging.AddSimpleConsole(o =>
-        {
-            o.SingleLine = true;
-            o.TimestampFormat = "HH:mm:ss ";
-        });
+        builder.Logging.AddOmniBrokerConsole(builder.Configuration);
         configure?.Invoke(builder);
 
         var settings = BrokerSettings.Load(builder.Configuration);
@@ -79,15 +77,23 @@ public static class OmniBrokerApp
             kestrel.Listen(settings.MqttAddress, settings.MqttPort, listen =>
             {
                 endpoints.SetMqtt(listen);
+                if (settings.ProxyProtocol)
+                {
+                    // Before TLS: a load balancer's PROXY v2 header precedes the ClientHello.
+                    listen.UseProxyProtocol(settings.HandshakeTimeout);
+                }
                 listen.UseClientCertificateAuthentication(tls.Mqtt);
                 listen.UseConnectionHandler<MqttConnectionHandler>();
             });
+            // MQTT over secure WebSockets: the same MutualTlsOptions object, so the same certificate checks.
+            kestrel.ListenMqttWebSockets(settings.WebSockets, tls.Mqtt, endpoints.SetWebSockets);
             if (settings.Http is { } http)
             {
                 Action<ListenOptions> configureHttp = listen =>
                 {
                     endpoints.AddHttp(listen);
-                    listen.Protocols = HttpProtocols.Http1AndHttp2;
+                    // HTTP/2 needs TLS (ALPN) here: plain http stays HTTP/1.1.
+                    listen.Protocols = http.Https ? HttpProtocols.Http1AndHttp2 : HttpProtocols.Http1;
                     if (http.Https)
                     {
                         // The admin API authenticates callers by client certificate when not on loopback.

@@ -30,8 +30,8 @@ internal static class StartupBanner
             var port = mqtt.Port;
             var cafile = Quote(Display(pki.CaChainPath));
             text.AppendLine("Try it (mosquitto-clients):");
-            text.AppendLine($"  mosquitto_sub -h localhost -p {port} --cafile {cafile} --cert {Quote(Display(pki.GetDeviceCertificatePath("backend-telemetry")))} --key {Quote(Display(pki.GetDeviceKeyPath("backend-telemetry")))} -t 'devices/+/telemetry' -V mqttv5 -v");
-            text.AppendLine($"  mosquitto_pub -h localhost -p {port} --cafile {cafile} --cert {Quote(Display(pki.GetDeviceCertificatePath("sensor-001")))} --key {Quote(Display(pki.GetDeviceKeyPath("sensor-001")))} -t devices/sensor-001/telemetry -m '{{\"temperature\":21.5}}' -V mqttv5");
+            text.AppendLine($"  mosquitto_sub -h localhost -p {port} --cafile {cafile} --cert {Quote(Display(pki.GetDeviceCertificatePath("backend-telemetry")))} --key {Quote(Display(pki.GetDeviceKeyPath("backend-telemetry")))} -i backend-telemetry -t 'devices/+/telemetry' -V mqttv5 -v");
+            text.AppendLine($"  mosquitto_pub -h localhost -p {port} --cafile {cafile} --cert {Quote(Display(pki.GetDeviceCertificatePath("sensor-001")))} --key {Quote(Display(pki.GetDeviceKeyPath("sensor-001")))} -i sensor-001 -t devices/sensor-001/telemetry -m '{{\"temperature\":21.5}}' -V mqttv5");
             text.AppendLine("  omnibroker pki issue --cn sensor-003 --o Acme --ou sensors --device-type temperature-sensor --l hamburg");
         }
         text.AppendLine();

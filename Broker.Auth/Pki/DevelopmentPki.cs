@@ -373,22 +373,23 @@ public sealed class DevelopmentPki : IDisposable
 
     private static X500DistinguishedName BuildName(string? country, string? locality, string organization, string? organizationalUnit, string commonName)
     {
-        // Encoded most significant first (C ... CN), so it prints as "CN=..., OU=..., O=..., L=..., C=...".
+        // The builder encodes in reverse order of the calls: this encodes C first (most significant, as RFC 5280
+        // examples and OpenSSL do), and prints as "CN=..., OU=..., O=..., L=..., C=...".
         var builder = new X500DistinguishedNameBuilder();
-        if (country is not null)
-        {
-            builder.AddCountryOrRegion(country);
-        }
-        if (locality is not null)
-        {
-            builder.AddLocalityName(locality);
-        }
-        builder.AddOrganizationName(organization);
+        builder.AddCommonName(commonName);
         if (organizationalUnit is not null)
         {
             builder.AddOrganizationalUnitName(organizationalUnit);
         }
-        builder.AddCommonName(commonName);
+        builder.AddOrganizationName(organization);
+        if (locality is not null)
+        {
+            builder.AddLocalityName(locality);
+        }
+        if (country is not null)
+        {
+            builder.AddCountryOrRegion(country);
+        }
         return builder.Build();
     }
 

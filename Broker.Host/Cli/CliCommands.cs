@@ -20,7 +20,7 @@ public static class CliCommands
         var pki = PkiCommands.Create();
         pki.Subcommands.Add(PkiRevokeCommand.Create());
         root.Subcommands.Add(pki);
-        // policy: root.Subcommands.Add(...);
+        root.Subcommands.Add(PolicyCommands.Create());
         return root;
     }
 

@@ -15,6 +15,7 @@ internal static class ServeCommand
         command.Options.Add(new Option<string>("--port") { Description = "MQTT over TLS port (Mqtt:Port; default 8883)" });
         command.Options.Add(new Option<string>("--http-url") { Description = "HTTP listener (Http:Url; default http://127.0.0.1:9090, empty disables)" });
         command.Options.Add(new Option<string>("--policy-dir") { Description = "Policy directory (Policy:Directory)" });
+        command.Options.Add(new Option<string>(Metrics.ConsoleLogFormat.Switch) { Description = "Console log format: simple (default), json, systemd (Logging:Console:FormatterName)" });
         command.TreatUnmatchedTokensAsErrors = false;
         command.SetAction((parseResult, cancellationToken) => RunAsync(parseResult, cancellationToken));
         return command;

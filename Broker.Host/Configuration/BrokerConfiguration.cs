@@ -18,13 +18,15 @@ public static class BrokerConfiguration
         ["--port"] = BrokerSettings.MqttPortKey,
         ["--http-url"] = BrokerSettings.HttpUrlKey,
         ["--policy-dir"] = BrokerSettings.PolicyDirectoryKey,
+        [Metrics.ConsoleLogFormat.Switch] = Metrics.ConsoleLogFormat.FormatterNameKey,
     };
 
     private static readonly Dictionary<string, string?> s_defaults = new(StringComparer.OrdinalIgnoreCase)
     {
         ["Logging:LogLevel:Default"] = "Information",
         ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning",
-        ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Information",
+        // Kestrel would announce the MQTT listener as "https://": OmniBroker logs its own listening lines (6000, 6001).
+        ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Warning",
     };
 
     /// <summary>Replaces the sources of <paramref name="builder"/> with OmniBroker's.</summary>

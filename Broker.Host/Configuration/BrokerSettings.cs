@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using Microsoft.Extensions.Configuration;
+using OmniBroker.Host.WebSockets;
 using OmniBroker.Mqtt.Engine;
 
 namespace OmniBroker.Host.Configuration;
@@ -24,6 +25,7 @@ public sealed class BrokerSettings
     public const string HttpUrlKey = "Http:Url";
     public const string DataDirectoryKey = "DataDirectory";
     public const string PolicyDirectoryKey = "Policy:Directory";
+    public const string MqttProxyProtocolKey = "Mqtt:ProxyProtocol";
 
     public const int DefaultMqttPort = 8883;
     public const string DefaultHttpUrl = "http://127.0.0.1:9090";
@@ -48,6 +50,13 @@ public sealed class BrokerSettings
     public bool AllowTlsResume { get; init; }
 
     public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Mqtt:ProxyProtocol: every connection to the MQTT over TLS listener starts with a PROXY protocol v2
+    /// header (behind a TLS-passthrough load balancer). Off by default.</summary>
+    public bool ProxyProtocol { get; init; }
+
+    /// <summary>The MQTT over secure WebSockets listener (section WebSockets).</summary>
+    public WebSocketSettings WebSockets { get; init; } = new(false, IPAddress.Loopback, 0, "/mqtt", "mqtt");
 
     /// <summary>HTTP listener (health, metrics, admin API, CRL/OCSP); null when Http:Url is empty.</summary>
     public HttpListenerSettings? Http { get; init; }
@@ -123,6 +132,9 @@ public sealed class BrokerSettings
             http = HttpListenerSettings.Parse(httpUrl.Trim(), HttpUrlKey, errors);
         }
 
+        var proxyProtocol = ReadBool(configuration, MqttProxyProtocolKey, false, errors);
+        var webSockets = WebSocketSettings.Load(configuration, address, port, http?.Port, errors);
+
         var dataDirectory = Path.GetFullPath(string.IsNullOrWhiteSpace(configuration[DataDirectoryKey]) ? "data" : configuration[DataDirectoryKey]!.Trim());
         if (File.Exists(dataDirectory))
         {
@@ -164,6 +176,8 @@ public sealed class BrokerSettings
             AllowTlsResume = allowResume,
             HandshakeTimeout = handshakeTimeout,
             Http = http,
+            ProxyProtocol = proxyProtocol,
+            WebSockets = webSockets,
             DataDirectory = dataDirectory,
             PolicyDirectory = policyDirectory,
         };

@@ -10,10 +10,9 @@ namespace OmniBroker.Host.Metrics;
 
 /// <summary>
 /// The host's OpenTelemetry <see cref="MeterProvider"/> listening to <see cref="BrokerMetrics.Meter"/>, read only by
-/// the pull exporter, plus the registrations of the observable gauges' data sources (the engine, and every
-/// <see cref="IBrokerStateSource"/>, <see cref="IPolicyStateSource"/>, <see cref="ICrlStateSource"/> or
-/// <see cref="ICertificateExpirySource"/> in DI). Created when the endpoint is mapped, i.e. before the listeners
-/// start, so no measurement of the first connections is missed. Disposed with the host.
+/// the pull exporter, plus the registration of the observable gauges' data sources (<see cref="ServiceSources"/>).
+/// Created when the endpoint is mapped, i.e. before the listeners start, so no measurement of the first
+/// connections is missed. Disposed with the host.
 /// </summary>
 internal sealed class MetricsHost : IDisposable
 {
@@ -21,21 +20,17 @@ internal sealed class MetricsHost : IDisposable
     private readonly List<IDisposable> _registrations = [];
 
     public MetricsHost(IServiceProvider services, IOptions<MetricsOptions> options)
-        : this(options.Value, CollectSources(services))
+        : this(options.Value, [new ServiceSources(services)])
     {
     }
 
-    internal MetricsHost(MetricsOptions options, IEnumerable<object> sources, params string[] extraMeters)
+    internal MetricsHost(MetricsOptions options, IEnumerable<object> sources)
     {
         Options = options;
         Exporter = new PrometheusPullExporter();
+        // Histogram bounds come from each instrument's InstrumentAdvice (BrokerMetrics.LatencyBucketsSeconds).
         _provider = Sdk.CreateMeterProviderBuilder()
-            .AddMeter([BrokerMetrics.MeterName, .. extraMeters])
-            // Instruments carry InstrumentAdvice bucket bounds; this view pins them for any second-based
-            // histogram without advice so no histogram falls back to OpenTelemetry's millisecond defaults.
-            .AddView(instrument => instrument.Unit == "s" && instrument.GetType().Name.StartsWith("Histogram", StringComparison.Ordinal)
-                ? new ExplicitBucketHistogramConfiguration { Boundaries = [.. BrokerMetrics.LatencyBucketsSeconds] }
-                : null)
+            .AddMeter(BrokerMetrics.MeterName)
             .AddReader(new BaseExportingMetricReader(Exporter))
             .Build();
 
@@ -54,26 +49,6 @@ internal sealed class MetricsHost : IDisposable
     /// <summary>The exposition, or null when the collection timed out.</summary>
     public byte[]? Scrape() => Exporter.Scrape((int)Math.Clamp(Options.CollectTimeout.TotalMilliseconds, 1, int.MaxValue));
 
-    private static IEnumerable<object> CollectSources(IServiceProvider services)
-    {
-        var list = new List<object>();
-        if (services.GetService<MqttBroker>() is { } broker)
-        {
-            list.Add(new MqttBrokerMetricsSource(broker));
-        }
-
-        if (services.GetService<RevocationMetrics>() is { } revocation)
-        {
-            list.Add(new RevocationCrlStateSource(revocation));
-        }
-
-        list.AddRange(services.GetServices<IBrokerStateSource>());
-        list.AddRange(services.GetServices<IPolicyStateSource>());
-        list.AddRange(services.GetServices<ICrlStateSource>());
-        list.AddRange(services.GetServices<ICertificateExpirySource>());
-        return list;
-    }
-
     public void Dispose()
     {
         foreach (var r in _registrations)
@@ -83,6 +58,59 @@ internal sealed class MetricsHost : IDisposable
 
         _provider.Dispose();
     }
+}
+
+/// <summary>
+/// The gauges' sources from DI: the engine, the revocation CRL store, and every <see cref="IBrokerStateSource"/>,
+/// <see cref="IPolicyStateSource"/>, <see cref="ICrlStateSource"/> and <see cref="ICertificateExpirySource"/> registered.
+/// Resolved at the first scrape, not when the endpoint is mapped: resolving the policy loads it, and a broken policy
+/// must fail start-up with its own error, not endpoint mapping.
+/// </summary>
+internal sealed class ServiceSources(IServiceProvider services) : IBrokerStateSource, IPolicyStateSource, ICrlStateSource, ICertificateExpirySource
+{
+    private readonly Lazy<Resolved> _resolved = new(() => Resolve(services), LazyThreadSafetyMode.ExecutionAndPublication);
+
+    private sealed record Resolved(IBrokerStateSource[] State, IPolicyStateSource[] Policy, ICrlStateSource[] Crl, ICertificateExpirySource[] Expiry);
+
+    private static Resolved Resolve(IServiceProvider services)
+    {
+        var all = new List<object>();
+        if (services.GetService<MqttBroker>() is { } broker)
+        {
+            all.Add(new MqttBrokerMetricsSource(broker));
+        }
+
+        if (services.GetService<RevocationMetrics>() is { } revocation)
+        {
+            all.Add(new RevocationCrlStateSource(revocation));
+        }
+
+        all.AddRange(services.GetServices<IBrokerStateSource>());
+        all.AddRange(services.GetServices<IPolicyStateSource>());
+        all.AddRange(services.GetServices<ICrlStateSource>());
+        all.AddRange(services.GetServices<ICertificateExpirySource>());
+        var distinct = all.Distinct(ReferenceEqualityComparer.Instance).ToArray();
+        return new Resolved(
+            distinct.OfType<IBrokerStateSource>().ToArray(),
+            distinct.OfType<IPolicyStateSource>().ToArray(),
+            distinct.OfType<ICrlStateSource>().ToArray(),
+            distinct.OfType<ICertificateExpirySource>().ToArray());
+    }
+
+    public long SessionCount => _resolved.Value.State.Sum(s => s.SessionCount);
+
+    public long SubscriptionCount => _resolved.Value.State.Sum(s => s.SubscriptionCount);
+
+    public long RetainedMessageCount => _resolved.Value.State.Sum(s => s.RetainedMessageCount);
+
+    public bool IsPolicyLoaded => _resolved.Value.Policy.Any(p => p.IsPolicyLoaded);
+
+    public long PolicyVersion => _resolved.Value.Policy.FirstOrDefault(p => p.IsPolicyLoaded)?.PolicyVersion ?? 0;
+
+    public IEnumerable<CrlState> GetCrlStates() => _resolved.Value.Crl.SelectMany(c => c.GetCrlStates());
+
+    public IEnumerable<DateTimeOffset> GetConnectedCertificateExpiries() =>
+        _resolved.Value.Expiry.SelectMany(e => e.GetConnectedCertificateExpiries());
 }
 
 /// <summary>Engine state and connected certificates for the observable gauges.</summary>

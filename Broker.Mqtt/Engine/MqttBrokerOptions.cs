@@ -55,8 +55,9 @@ public sealed class MqttBrokerOptions
     /// <summary>Longest client identifier accepted (in UTF-16 code units); longer is CONNACK 0x85 / 0x02. Default 128.</summary>
     public int MaxClientIdLength { get; set; } = 128;
 
-    /// <summary>Rejects unusable values with one exception listing every problem.</summary>
-    internal void Validate()
+    /// <summary>Every problem with the current values (empty when usable), for configuration loaders that report all
+    /// errors at once. <see cref="MqttBroker"/> refuses options with errors.</summary>
+    public IReadOnlyList<string> GetValidationErrors()
     {
         var errors = new List<string>();
         if (MaximumPacketSize is < 64 or > 268_435_460)
@@ -83,6 +84,12 @@ public sealed class MqttBrokerOptions
         {
             errors.Add($"MaxClientIdLength must be between 1 and 65535 (was {MaxClientIdLength})");
         }
+        return errors;
+    }
+
+    internal void Validate()
+    {
+        var errors = GetValidationErrors();
         if (errors.Count > 0)
         {
             throw new ArgumentException("Invalid MQTT broker options: " + string.Join("; ", errors));

@@ -34,6 +34,8 @@ internal sealed class PolicyReloadService : BackgroundService
     private readonly PolicyOptions _options;
     private readonly ILogger _logger;
     private readonly Channel<string> _triggers = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true });
+    private FileSystemWatcher? _watcher;
+    private PosixSignalRegistration? _signal;
 
     public PolicyReloadService(PolicyAuthorizer authorizer, IOptions<PolicyOptions> options, ILogger<PolicyReloadService> logger)
     {
@@ -49,12 +51,36 @@ internal sealed class PolicyReloadService : BackgroundService
         _triggers.Writer.TryWrite(trigger);
     }
 
+    /// <summary>Hooks up the watcher and the signal before returning, so that a SIGHUP sent once the host has
+    /// started is never met by the default action (terminate). ExecuteAsync runs later, on its own task.</summary>
+    public override Task StartAsync(CancellationToken cancellationToken)
+    {
+        _watcher = _options.WatchFiles ? CreateWatcher() : null;
+        _signal = _options.ReloadOnSighup ? RegisterSighup() : null;
+        PolicyLog.PolicyWatching(_logger, _authorizer.Directory, _watcher is not null, (int)_options.ReloadDebounce.TotalMilliseconds, _signal is not null);
+        return base.StartAsync(cancellationToken);
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        _watcher?.Dispose();
+        _watcher = null;
+        await base.StopAsync(cancellationToken).ConfigureAwait(false);
+
+        // Kept until the loop has stopped: a late SIGHUP must still be caught, not terminate the process.
+        _signal?.Dispose();
+        _signal = null;
+    }
+
+    public override void Dispose()
+    {
+        _watcher?.Dispose();
+        _signal?.Dispose();
+        base.Dispose();
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        using var watcher = _options.WatchFiles ? CreateWatcher() : null;
-        using var signal = _options.ReloadOnSighup ? RegisterSighup() : null;
-        PolicyLog.PolicyWatching(_logger, _authorizer.Directory, watcher is not null, (int)_options.ReloadDebounce.TotalMilliseconds, signal is not null);
-
         var reader = _triggers.Reader;
         try
         {

@@ -78,6 +78,7 @@ internal sealed class ClientGrants : IClientGrants
             }
         }
 
+        trie.Freeze();
         return new ClientGrants(policy, trie, [.. subscribeAllow], [.. subscribeDeny]);
     }
 

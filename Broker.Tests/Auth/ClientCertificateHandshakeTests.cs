@@ -38,6 +38,8 @@ public sealed class ClientCertificateHandshakeTests : IClassFixture<ClientCertif
             {
                 services.AddSingleton<IRevocationChecker>(new SerialRevocationChecker());
                 services.AddSingleton<IHandshakeObserver>(Observer);
+                // Authentication is under test here, not the policy: the test certificates match no policy rule.
+                services.AddSingleton<OmniBroker.Mqtt.Abstractions.IMqttAuthorizer>(OmniBroker.Mqtt.Abstractions.AllowAllAuthorizer.Instance);
             });
         }
 
@@ -257,7 +259,7 @@ public sealed class ClientCertificateHandshakeTests : IClassFixture<ClientCertif
     [Fact]
     public async Task Handshake_PlainTcpClientSendsGarbage_LoggedOnceAsTlsError()
     {
-        using var tcp = new System.Net.Sockets.TcpClient();
+        using var tcp = new System.Net.Sockets.TcpClient(System.Net.Sockets.AddressFamily.InterNetwork);
         await tcp.ConnectAsync(System.Net.IPAddress.Loopback, _fixture.Broker.MqttPort);
         var local = tcp.Client.LocalEndPoint!.ToString();
         // An MQTT CONNECT in clear text is not a TLS ClientHello.

@@ -137,6 +137,75 @@ public sealed class EngineMessagingTests
         live.Retain.Should().BeTrue("Retain As Published keeps the RETAIN flag [MQTT-3.3.1-13]");
     }
 
+    [Fact]
+    public async Task Input_PacketsSplitByteByByteAndCoalesced_AllDecoded()
+    {
+        await using var server = await EngineServer.StartAsync();
+        await using var subscriber = await server.ConnectAsync("sub");
+        await subscriber.SubscribeAsync("split/#", MqttQos.AtLeastOnce);
+        await using var publisher = await server.ConnectAsync("pub");
+
+        // One QoS 1 PUBLISH delivered to the server one byte per TCP write.
+        var one = new System.Buffers.ArrayBufferWriter<byte>();
+        OmniBroker.Mqtt.Codec.MqttPacketWriter.Write(one, RawMqttClient.Publish("split/one", new string('s', 300), MqttQos.AtLeastOnce, packetId: 1),
+            MqttProtocolVersion.V500);
+        foreach (var b in one.WrittenMemory.ToArray())
+        {
+            await publisher.SendRawAsync(new[] { b });
+        }
+        await publisher.ExpectAckAsync(MqttPacketType.PubAck, 1);
+
+        // Fifty PUBLISH packets in a single write.
+        var many = new System.Buffers.ArrayBufferWriter<byte>();
+        for (ushort i = 0; i < 50; i++)
+        {
+            OmniBroker.Mqtt.Codec.MqttPacketWriter.Write(many, RawMqttClient.Publish("split/many", $"m{i}", MqttQos.AtLeastOnce, packetId: (ushort)(i + 2)),
+                MqttProtocolVersion.V500);
+        }
+        await publisher.SendRawAsync(many.WrittenMemory);
+        for (ushort i = 0; i < 50; i++)
+        {
+            await publisher.ExpectAckAsync(MqttPacketType.PubAck, (ushort)(i + 2));
+        }
+
+        var split = await subscriber.ExpectPublishAsync();
+        RawMqttClient.PayloadText(split).Should().Be(new string('s', 300));
+        await AckAsync(subscriber, split);
+        for (var i = 0; i < 50; i++)
+        {
+            var publish = await subscriber.ExpectPublishAsync();
+            RawMqttClient.PayloadText(publish).Should().Be($"m{i}", "order per publisher is kept");
+            await AckAsync(subscriber, publish);
+        }
+    }
+
+    [Fact]
+    public async Task Retained_MoreThanTheQueueHolds_DropsCountedAndLoggedOnce()
+    {
+        await using var server = await EngineServer.StartAsync(o => o.MaxQueuedMessagesPerSession = 3);
+        await using var publisher = await server.ConnectAsync("pub");
+        for (var i = 0; i < 6; i++)
+        {
+            await publisher.PublishAsync($"many/{i}", $"r{i}", MqttQos.AtLeastOnce, retain: true);
+        }
+        await using var slow = await server.ConnectAsync("slow", properties: new MqttProperties { ReceiveMaximum = 1 });
+
+        await slow.SubscribeAsync("many/#", MqttQos.AtLeastOnce);
+
+        var log = await server.Logs.WaitForAsync(l => l.EventId.Id == 1206);
+        var dropped = int.Parse(log.Value("Count")!, System.Globalization.CultureInfo.InvariantCulture);
+        dropped.Should().BeInRange(2, 3, "6 retained messages, at most 1 in flight and 3 queued");
+        server.Broker.MessagesDropped.Should().Be(dropped);
+        var delivered = 0;
+        while (delivered < 6 - dropped)
+        {
+            var publish = await slow.ExpectPublishAsync();
+            publish.Retain.Should().BeTrue();
+            await AckAsync(slow, publish);
+            delivered++;
+        }
+    }
+
     [Theory]
     [InlineData(MqttProtocolVersion.V311)]
     [InlineData(MqttProtocolVersion.V500)]

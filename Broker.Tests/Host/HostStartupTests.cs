@@ -81,9 +81,9 @@ public sealed class HostStartupTests : IAsyncLifetime
             broker.App.Services.GetRequiredService<DevelopmentPkiState>());
 
         var pki = Path.Combine(broker.DataDirectory, "pki");
-        banner.Should().Contain($"mosquitto_sub -h localhost -p {broker.MqttPort} --cafile {Path.Combine(pki, "ca-chain.crt")} --cert {Path.Combine(pki, "devices", "backend-telemetry.crt")} --key {Path.Combine(pki, "devices", "backend-telemetry.key")} -t 'devices/+/telemetry' -V mqttv5 -v");
+        banner.Should().Contain($"mosquitto_sub -h localhost -p {broker.MqttPort} --cafile {Path.Combine(pki, "ca-chain.crt")} --cert {Path.Combine(pki, "devices", "backend-telemetry.crt")} --key {Path.Combine(pki, "devices", "backend-telemetry.key")} -i backend-telemetry -t 'devices/+/telemetry' -V mqttv5 -v");
         banner.Should().Contain($"mosquitto_pub -h localhost -p {broker.MqttPort} --cafile {Path.Combine(pki, "ca-chain.crt")} --cert {Path.Combine(pki, "devices", "sensor-001.crt")}");
-        banner.Should().Contain("-t devices/sensor-001/telemetry");
+        banner.Should().Contain("-i sensor-001 -t devices/sensor-001/telemetry");
     }
 
     [Fact]

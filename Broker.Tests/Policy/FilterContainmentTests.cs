@@ -241,6 +241,13 @@ public class FilterContainmentTests
                 trie.Add(f, deny.Contains(f) ? TopicTrie.ReceiveDeny : TopicTrie.ReceiveAllow, null!);
             }
 
+            var frozen = new TopicTrie(trackRules: false);
+            foreach (var f in chosen)
+            {
+                frozen.Add(f, deny.Contains(f) ? TopicTrie.ReceiveDeny : TopicTrie.ReceiveAllow, null!);
+            }
+
+            frozen.Freeze();
             foreach (var topic in topics.Where(t => TopicFilters.IsValidTopicName(t)))
             {
                 int expected = 0;
@@ -254,6 +261,7 @@ public class FilterContainmentTests
                 }
 
                 trie.Match(topic).Should().Be(expected, $"topic '{topic}' against [{string.Join(", ", chosen)}] (deny: {string.Join(", ", deny)})");
+                frozen.Match(topic).Should().Be(expected, $"frozen: topic '{topic}' against [{string.Join(", ", chosen)}]");
             }
         }
     }

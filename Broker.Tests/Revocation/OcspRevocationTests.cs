@@ -390,7 +390,7 @@ public sealed class OcspRevocationTests : IAsyncLifetime, IDisposable
         await StartOpensslAsync(extra: ["-nmin", "5"]);
         await using LoopbackHttpServer proxy = await LoopbackHttpServer.StartAsync();
         TaskCompletionSource release = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        using HttpClient http = new();
+        using HttpClient http = new() { Timeout = TimeSpan.FromSeconds(15) };
         proxy.Handle("/ocsp", async context =>
         {
             await release.Task;
@@ -425,7 +425,7 @@ public sealed class OcspRevocationTests : IAsyncLifetime, IDisposable
     {
         OcspCertId id = OcspCertId.Create(leaf, _pki.Intermediate, HashAlgorithmName.SHA256);
         byte[] request = OcspRequest.Build(id, nonce ? Enumerable.Range(1, 16).Select(i => (byte)i).ToArray() : []);
-        using HttpClient http = new();
+        using HttpClient http = new() { Timeout = TimeSpan.FromSeconds(15) };
         using ByteArrayContent content = new(request);
         content.Headers.ContentType = new("application/ocsp-request");
         using HttpResponseMessage response = await http.PostAsync(OcspUrl, content);

@@ -80,7 +80,10 @@ internal sealed class LoopbackHttpServer : IAsyncDisposable
     }
 }
 
-/// <summary>A real `openssl ocsp` responder bound to 127.0.0.1 on a free port; killed by PID on dispose.</summary>
+/// <summary>
+/// A real `openssl ocsp` responder on a free port, reached at 127.0.0.1 and killed by PID on dispose. OpenSSL 3.0's
+/// -port takes only a number (it listens on every interface), so the port is picked free and the process short-lived.
+/// </summary>
 internal sealed class OpensslOcspResponder : IDisposable
 {
     private readonly Process _process;
@@ -118,7 +121,7 @@ internal sealed class OpensslOcspResponder : IDisposable
             UseShellExecute = false,
             WorkingDirectory = Path.GetDirectoryName(indexPath)!,
         };
-        foreach (string arg in (string[])["ocsp", "-index", indexPath, "-port", $"127.0.0.1:{port}", "-rsigner", signerPem, "-rkey", signerKeyPem,
+        foreach (string arg in (string[])["ocsp", "-index", indexPath, "-port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-rsigner", signerPem, "-rkey", signerKeyPem,
             "-CA", caPem, "-ignore_err", .. extraArgs])
         {
             start.ArgumentList.Add(arg);
@@ -140,30 +143,26 @@ internal sealed class OpensslOcspResponder : IDisposable
         process.BeginErrorReadLine();
         process.BeginOutputReadLine();
 
+        // A bare TCP probe would wedge the single-threaded responder on a connection that never sends a request,
+        // so readiness is its own "waiting for OCSP client connections" line (printed once it listens).
         DateTime deadline = DateTime.UtcNow.AddSeconds(10);
-        while (true)
+        while (!responder.Errors.Contains("waiting for OCSP client connections", StringComparison.Ordinal))
         {
             if (process.HasExited)
             {
                 throw new InvalidOperationException($"openssl ocsp exited with {process.ExitCode}: {responder.Errors}");
             }
 
-            try
-            {
-                using TcpClient probe = new();
-                await probe.ConnectAsync(IPAddress.Loopback, port);
-                return responder;
-            }
-            catch (SocketException) when (DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(50);
-            }
-            catch (SocketException)
+            if (DateTime.UtcNow > deadline)
             {
                 responder.Dispose();
-                throw new TimeoutException($"openssl ocsp did not listen on 127.0.0.1:{port}: {responder.Errors}");
+                throw new TimeoutException($"openssl ocsp did not start listening on port {port}: {responder.Errors}");
             }
+
+            await Task.Delay(20);
         }
+
+        return responder;
     }
 
     public static int FreePort()

@@ -44,6 +44,7 @@ public sealed class TestBroker : IAsyncDisposable
             ["Mqtt:Port"] = "0",
             ["Http:Url"] = "http://127.0.0.1:0",
             ["DataDirectory"] = dataDirectory,
+            ["Logging:LogLevel:OmniBroker"] = "Debug",
         };
         if (files is not null)
         {

@@ -32,7 +32,7 @@ public static class TlsTestClient
     public static async Task<SslStream> HandshakeAsync(int port, X509Certificate2 trustedRoot, X509Certificate2? clientCertificate,
         IEnumerable<X509Certificate2>? clientChain = null, SslProtocols protocols = SslProtocols.Tls12 | SslProtocols.Tls13, CancellationToken cancellationToken = default)
     {
-        var tcp = new TcpClient { NoDelay = true };
+        var tcp = new TcpClient(AddressFamily.InterNetwork) { NoDelay = true };
         await tcp.ConnectAsync(IPAddress.Loopback, port, cancellationToken);
         var ssl = new SslStream(tcp.GetStream(), leaveInnerStreamOpen: false);
         var options = new SslClientAuthenticationOptions
