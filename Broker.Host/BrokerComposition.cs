@@ -19,7 +19,7 @@ internal static class BrokerComposition
     public static void AddServices(WebApplicationBuilder builder, BrokerSettings settings)
     {
         builder.Services.AddOmniBrokerMetrics(builder.Configuration);
-        if (settings.PolicyDirectory is { } policyDirectory) builder.Services.AddOmniBrokerPolicy(policyDirectory);
+        if (settings.PolicyDirectory is { } policyDirectory) builder.Services.AddOmniBrokerPolicy(builder.Configuration, policyDirectory);
         builder.AddOmniBrokerRevocation(settings);
         _ = settings;
     }

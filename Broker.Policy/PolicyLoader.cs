@@ -25,8 +25,19 @@ internal static class PolicyLoader
             return new PolicyLoadResult(null, errors, 0, "");
         }
 
+        List<string> files;
+        try
+        {
+            files = EnumeratePolicyFiles(directory);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            errors.Add(new PolicyError(directory, 0, 0, $"cannot list the policy directory: {ex.Message}"));
+            return new PolicyLoadResult(null, errors, 0, "");
+        }
+
         var sources = new List<PolicySource>();
-        foreach (var relative in EnumeratePolicyFiles(directory))
+        foreach (var relative in files)
         {
             var path = Path.Join(directory, relative);
             try
@@ -59,21 +70,29 @@ internal static class PolicyLoader
     public static List<string> EnumeratePolicyFiles(string directory)
     {
         var files = new List<string>();
-        var pending = new Stack<string>();
-        pending.Push(directory);
+        var pending = new Stack<DirectoryInfo>();
+        var visited = new HashSet<string>(StringComparer.Ordinal);
+        pending.Push(new DirectoryInfo(directory));
         while (pending.Count > 0)
         {
             var current = pending.Pop();
-            foreach (var entry in new DirectoryInfo(current).EnumerateFileSystemInfos())
+
+            // A symbolic link back to an ancestor must not loop forever.
+            if (!visited.Add(current.ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? current.FullName))
+            {
+                continue;
+            }
+
+            foreach (var entry in current.EnumerateFileSystemInfos())
             {
                 if (entry.Name.StartsWith('.'))
                 {
                     continue;
                 }
 
-                if (entry is DirectoryInfo)
+                if (entry is DirectoryInfo subdirectory)
                 {
-                    pending.Push(entry.FullName);
+                    pending.Push(subdirectory);
                 }
                 else if (entry.Name.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase)
                     || entry.Name.EndsWith(".yml", StringComparison.OrdinalIgnoreCase))

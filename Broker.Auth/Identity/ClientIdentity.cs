@@ -55,7 +55,10 @@ internal sealed class ClientIdentity : ConnectedIdentity, IClientIdentityFeature
         ArgumentException.ThrowIfNullOrEmpty(reason);
         if (Interlocked.CompareExchange(ref _revocationReason, reason, null) is null)
         {
-            _revoked.Cancel();
+            // The token flips now; the engine's callbacks (disconnecting the client) run on the thread pool, so the
+            // expiry timer or revocation monitor revoking many identities is neither blocked nor broken by one of them.
+            _ = _revoked.CancelAsync().ContinueWith(static t => t.Exception, CancellationToken.None,
+                TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
     }
 }

@@ -54,8 +54,7 @@ internal sealed class OcspClient
         OcspLookup lookup;
         try
         {
-            using HttpRequestMessage message = CreateMessage(responder, request);
-            using HttpResponseMessage response = await _http.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, timeout.Token).ConfigureAwait(false);
+            using HttpResponseMessage response = await SendAsync(responder, request, timeout.Token).ConfigureAwait(false);
             if (!response.IsSuccessStatusCode)
             {
                 lookup = new OcspLookup(OcspRequestResult.HttpError, null, $"HTTP {(int)response.StatusCode} {response.ReasonPhrase}", responder);
@@ -103,6 +102,25 @@ internal sealed class OcspClient
         }
 
         return lookup;
+    }
+
+    /// <summary>
+    /// Sends once more, within the same deadline, when the first send fails: simple responders (openssl ocsp among
+    /// them) close a connection after one answer, and a pooled connection may be found dead only when reused.
+    /// An OCSP request has no side effects, so repeating it is safe.
+    /// </summary>
+    private async Task<HttpResponseMessage> SendAsync(Uri responder, byte[] request, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using HttpRequestMessage first = CreateMessage(responder, request);
+            return await _http.SendAsync(first, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+        }
+        catch (HttpRequestException)
+        {
+            using HttpRequestMessage second = CreateMessage(responder, request);
+            return await _http.SendAsync(second, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     private HttpRequestMessage CreateMessage(Uri responder, byte[] request)

@@ -28,6 +28,7 @@ internal sealed class WebSocketDuplexPipe : IDuplexPipe
     private readonly MqttPacketBoundaryTracker _received = new();
     private readonly MqttPacketBoundaryTracker _sent = new();
     private MqttWebSocketClose? _transportClose;
+    private bool _receiveStoppedBeforeClose;
     private Task? _receiving;
     private Task? _sending;
 
@@ -76,9 +77,9 @@ internal sealed class WebSocketDuplexPipe : IDuplexPipe
         }
 
         MqttWebSocketClose? sent = null;
-        var close = _transportClose ?? (_socket.CloseStatus is { } echoed
-            ? new MqttWebSocketClose(echoed, "")
-            : MqttWebSocketClose.Mirror(_sent, _received));
+        var mirrored = MqttWebSocketClose.Mirror(_sent, _received);
+        // A client that closed first gets its status echoed (RFC 6455 §5.5.1); the text still says how MQTT ended.
+        var close = _transportClose ?? (_socket.CloseStatus is { } echoed ? mirrored with { Status = echoed } : mirrored);
         if (_socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
         {
             try
@@ -96,7 +97,7 @@ internal sealed class WebSocketDuplexPipe : IDuplexPipe
         {
             // The client answers our Close with its own; the receive loop ends there (or at the timeout's abort).
             await _receiving.ConfigureAwait(false);
-            if (_socket.State == WebSocketState.CloseSent)
+            if (_receiveStoppedBeforeClose && _socket.State == WebSocketState.CloseSent)
             {
                 // The receive loop had already stopped (text message): wait for the client's Close here.
                 try
@@ -131,6 +132,7 @@ internal sealed class WebSocketDuplexPipe : IDuplexPipe
                 {
                     WebSocketLog.TextMessageRefused(_logger, _remote);
                     _transportClose = new MqttWebSocketClose(WebSocketCloseStatus.InvalidMessageType, "MQTT is carried in binary messages only");
+                    _receiveStoppedBeforeClose = true;
                     error = new IOException("the client sent a WebSocket text message; MQTT needs binary messages [MQTT-6.0.0-1]");
                     break;
                 }
@@ -153,8 +155,9 @@ internal sealed class WebSocketDuplexPipe : IDuplexPipe
         }
         catch (WebSocketException ex)
         {
-            // Invalid frames: the WebSocket has already sent Close 1002 (protocol error) where it still could.
-            WebSocketLog.InvalidFrame(_logger, _remote, ex.Message);
+            // Invalid frames: the WebSocket has usually sent Close 1002 itself; if it is still open, we send it.
+            WebSocketLog.InvalidFrame(_logger, _remote, ex.Message, _socket.State);
+            _transportClose = new MqttWebSocketClose(WebSocketCloseStatus.ProtocolError, "invalid WebSocket frame");
             error = new IOException($"invalid WebSocket frame: {ex.Message}", ex);
         }
         catch (IOException ex)

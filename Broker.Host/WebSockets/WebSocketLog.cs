@@ -30,8 +30,8 @@ internal static partial class WebSocketLog
     public static partial void TextMessageRefused(ILogger logger, string remoteAddress);
 
     [LoggerMessage(EventId = InvalidFrameId, EventName = "WebSocketInvalidFrame", Level = LogLevel.Warning,
-        Message = "WebSocket client {RemoteAddress} sent an invalid frame, closing: {Detail}")]
-    public static partial void InvalidFrame(ILogger logger, string remoteAddress, string detail);
+        Message = "WebSocket client {RemoteAddress} sent an invalid frame, closing (WebSocket {State}): {Detail}")]
+    public static partial void InvalidFrame(ILogger logger, string remoteAddress, string detail, WebSocketState state);
 
     [LoggerMessage(EventId = ClosedWithoutHandshakeId, EventName = "WebSocketClosedWithoutHandshake", Level = LogLevel.Debug,
         Message = "WebSocket client {RemoteAddress} dropped the connection without a Close frame")]

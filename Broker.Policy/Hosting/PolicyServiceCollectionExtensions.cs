@@ -23,6 +23,15 @@ public static class PolicyServiceCollectionExtensions
     public static IServiceCollection AddOmniBrokerPolicy(this IServiceCollection services, IConfiguration configuration) =>
         services.AddOmniBrokerPolicy(options => configuration.GetSection(PolicyOptions.SectionName).Bind(options));
 
+    /// <summary>Options bound from the "Policy" section, with the directory as the host resolved it (absolute path,
+    /// default applied).</summary>
+    public static IServiceCollection AddOmniBrokerPolicy(this IServiceCollection services, IConfiguration configuration, string policyDirectory) =>
+        services.AddOmniBrokerPolicy(options =>
+        {
+            configuration.GetSection(PolicyOptions.SectionName).Bind(options);
+            options.Directory = policyDirectory;
+        });
+
     public static IServiceCollection AddOmniBrokerPolicy(this IServiceCollection services, Action<PolicyOptions> configure)
     {
         services.AddOptions<PolicyOptions>().Configure(configure);

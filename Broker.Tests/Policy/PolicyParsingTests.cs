@@ -247,6 +247,7 @@ public class PolicyParsingTests
         dir.Write(".hidden.yaml", "this is not: [valid");
         dir.Write("..data/x.yaml", "this is not: [valid");
         dir.Write("notes.txt", "ignored");
+        Directory.CreateSymbolicLink(Path.Combine(dir.Path, "teams", "loop"), dir.Path); // must not recurse forever
 
         var result = OmniBroker.Policy.PolicyLoader.LoadDirectory(dir.Path);
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using FluentAssertions;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -221,6 +222,29 @@ public class PolicyReloadTests
         {
             await service.StopAsync(CancellationToken.None);
         }
+    }
+
+    [Fact]
+    public void AddOmniBrokerPolicy_FromConfiguration_BindsOptions_HostDirectoryWins()
+    {
+        using var dir = new TempDirectory();
+        dir.Write("main.yaml", AllowTelemetry);
+        var configuration = new Microsoft.Extensions.Configuration.ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?>
+            {
+                ["Policy:Directory"] = "relative/ignored",
+                ["Policy:ReloadDebounce"] = "00:00:02",
+                ["Policy:WatchFiles"] = "false",
+            })
+            .Build();
+        using var provider = new ServiceCollection().AddLogging().AddOmniBrokerPolicy(configuration, dir.Path).BuildServiceProvider();
+
+        var options = provider.GetRequiredService<IOptions<PolicyOptions>>().Value;
+        options.Directory.Should().Be(dir.Path);
+        options.ReloadDebounce.Should().Be(TimeSpan.FromSeconds(2));
+        options.WatchFiles.Should().BeFalse();
+        options.ReloadOnSighup.Should().BeTrue();
+        provider.GetRequiredService<PolicyAuthorizer>().Directory.Should().Be(dir.Path);
     }
 
     [Fact]

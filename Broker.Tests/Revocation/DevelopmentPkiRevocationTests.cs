@@ -133,7 +133,7 @@ public sealed class DevelopmentPkiRevocationTests
 
         using CancellationTokenSource timeout = new(TimeSpan.FromSeconds(60));
         await using SslStream connected = await TlsTestClient.HandshakeAsync(broker.MqttPort, pki.RootCertificate, device, chain, cancellationToken: timeout.Token);
-        await connected.WriteAsync(TlsTestClient.Connect311, timeout.Token);
+        await connected.WriteAsync(Connect311("sensor-001"), timeout.Token);
         byte[] connack = new byte[4];
         await connected.ReadExactlyAsync(connack, timeout.Token);
         connack[0].Should().Be(0x20);
@@ -162,6 +162,14 @@ public sealed class DevelopmentPkiRevocationTests
         again.Outcome.Should().NotBe(TlsClientOutcome.ConnAck, "the revoked certificate is refused at the next handshake");
         TlsClientResult stillFine = await TlsTestClient.ConnectAsync(broker.MqttPort, pki.RootCertificate, other, otherChain);
         stillFine.Outcome.Should().Be(TlsClientOutcome.ConnAck);
+    }
+
+    /// <summary>MQTT 3.1.1 CONNECT (§3.1), clean session, keep alive 60 s, client id = the device's CN as the policies expect.</summary>
+    private static byte[] Connect311(string clientId)
+    {
+        byte[] id = System.Text.Encoding.UTF8.GetBytes(clientId);
+        byte[] variable = [0x00, 0x04, (byte)'M', (byte)'Q', (byte)'T', (byte)'T', 0x04, 0x02, 0x00, 0x3C, (byte)(id.Length >> 8), (byte)id.Length, .. id];
+        return [0x10, (byte)variable.Length, .. variable];
     }
 
     private static async Task<(int Code, string Output, string Error)> RunCliAsync(params string[] args)
