@@ -64,7 +64,7 @@ public sealed class BrokerSettings
     /// <summary>Absolute path of the data directory.</summary>
     public required string DataDirectory { get; init; }
 
-    /// <summary>Absolute path of the policy directory; null when not configured and no default directory exists.</summary>
+    /// <summary>Absolute path of the policy directory (start-up fails when none can be found).</summary>
     public string? PolicyDirectory { get; init; }
 
     public bool UsesDevelopmentPki => ServerCertificatePath is null;
@@ -157,6 +157,11 @@ public sealed class BrokerSettings
             var local = Path.GetFullPath("policies");
             var shipped = Path.Combine(AppContext.BaseDirectory, "policies");
             policyDirectory = Directory.Exists(local) ? local : Directory.Exists(shipped) ? shipped : null;
+            if (policyDirectory is null)
+            {
+                // Without a policy every certificate would get every right: refuse to start instead.
+                errors.Add($"{PolicyDirectoryKey}: not set, and neither {local} nor {shipped} exists; point it at a directory of policy files");
+            }
         }
 
         if (errors.Count > 0)

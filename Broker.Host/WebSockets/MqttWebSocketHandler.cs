@@ -75,7 +75,7 @@ internal sealed class MqttWebSocketHandler
             DangerousEnableCompression = false,
         }).ConfigureAwait(false);
 
-        var pipe = new WebSocketDuplexPipe(socket, _maximumPacketSize, _logger, remoteText);
+        var pipe = new WebSocketDuplexPipe(socket, _maximumPacketSize, _logger, remoteText, context.RequestAborted);
         var shutdown = context.Features.Get<IConnectionLifetimeNotificationFeature>()?.ConnectionClosedRequested ?? CancellationToken.None;
         using var closeRequested = CancellationTokenSource.CreateLinkedTokenSource(_lifetime.ApplicationStopping, shutdown);
         var local = context.Connection.LocalIpAddress is { } localIp ? new IPEndPoint(localIp, context.Connection.LocalPort) : null;

@@ -19,6 +19,10 @@ internal sealed class WebSocketDuplexPipe : IDuplexPipe
     /// <summary>How long the close handshake may take before the socket is dropped.</summary>
     private static readonly TimeSpan s_closeTimeout = TimeSpan.FromSeconds(5);
 
+    /// <summary>After a failed WebSocket: how long the Close 1002 gets to reach the client before the connection ends
+    /// (as long as .NET's own client waits for a server to close).</summary>
+    private static readonly TimeSpan s_failedLinger = TimeSpan.FromSeconds(1);
+
     private readonly WebSocket _socket;
     private readonly Pipe _input;
     private readonly Pipe _output;
@@ -29,13 +33,16 @@ internal sealed class WebSocketDuplexPipe : IDuplexPipe
     private readonly MqttPacketBoundaryTracker _sent = new();
     private MqttWebSocketClose? _transportClose;
     private bool _receiveStoppedBeforeClose;
+    private bool _failed;
+    private readonly CancellationToken _connectionClosed;
     private Task? _receiving;
     private Task? _sending;
 
     /// <param name="maximumPacketSize">the engine's Mqtt:MaximumPacketSize: the input pipe holds one whole packet
     /// before it pushes back, as the engine waits for complete packets.</param>
-    public WebSocketDuplexPipe(WebSocket socket, int maximumPacketSize, ILogger logger, string remote)
+    public WebSocketDuplexPipe(WebSocket socket, int maximumPacketSize, ILogger logger, string remote, CancellationToken connectionClosed)
     {
+        _connectionClosed = connectionClosed;
         _socket = socket;
         _logger = logger;
         _remote = remote;
@@ -109,6 +116,18 @@ internal sealed class WebSocketDuplexPipe : IDuplexPipe
                 }
             }
         }
+        if (_failed)
+        {
+            // The WebSocket failed itself after queueing its Close 1002: give the client a moment to read it and
+            // close its side, rather than resetting a connection with the Close still in flight.
+            try
+            {
+                await Task.Delay(Timeout.InfiniteTimeSpan, _connectionClosed).WaitAsync(s_failedLinger).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or TimeoutException)
+            {
+            }
+        }
         return sent;
     }
 
@@ -158,6 +177,7 @@ internal sealed class WebSocketDuplexPipe : IDuplexPipe
             // Invalid frames: the WebSocket has usually sent Close 1002 itself; if it is still open, we send it.
             WebSocketLog.InvalidFrame(_logger, _remote, ex.Message, _socket.State);
             _transportClose = new MqttWebSocketClose(WebSocketCloseStatus.ProtocolError, "invalid WebSocket frame");
+            _failed = true;
             error = new IOException($"invalid WebSocket frame: {ex.Message}", ex);
         }
         catch (IOException ex)

@@ -14,7 +14,7 @@ public sealed class CertificateRefusalEndToEndTests(TestPkiBroker broker) : ICla
     {
         var publisher = await PublishAsync(broker.Good, version);
 
-        publisher.ExitCode.Should().Be(0, publisher.ToString());
+        publisher.ExitCode.Should().Be(0, publisher + "\n" + broker.BrokerWarnings());
     }
 
     [Theory]

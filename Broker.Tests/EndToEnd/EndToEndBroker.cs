@@ -41,6 +41,10 @@ public abstract class EndToEndBroker : IAsyncLifetime
 
     protected abstract Task<TestBroker> StartBrokerAsync();
 
+    /// <summary>The broker's warnings and errors so far, for assertion messages.</summary>
+    public string BrokerWarnings() =>
+        "broker warnings:\n" + string.Join("\n", Broker.Logs.Entries.Where(e => e.Level >= Microsoft.Extensions.Logging.LogLevel.Warning).TakeLast(30));
+
     public static string NewTopicPrefix(string test) => $"e2e/{test}/{Guid.NewGuid():N}";
 
     /// <summary>"3.1.1" or "5" (Theory data) → mosquitto's -V value.</summary>

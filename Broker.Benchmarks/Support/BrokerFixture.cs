@@ -1,0 +1,287 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using OmniBroker.Auth.Pki;
+using OmniBroker.Auth.Revocation;
+
+namespace OmniBroker.Benchmarks.Support;
+
+/// <summary>
+/// A broker process with a fresh development PKI in a temporary directory: omnibroker (Release build, run as
+/// <c>dotnet omnibroker.dll serve</c>) or Mosquitto with the same server certificate and trust anchor. Start returns
+/// once a real mutual-TLS CONNECT has succeeded. Dispose kills the process by PID and deletes the directory.
+/// </summary>
+internal sealed class BrokerFixture : IDisposable
+{
+    private static readonly TimeSpan s_startTimeout = TimeSpan.FromSeconds(90);
+
+    private readonly Dictionary<string, ClientCredentials> _credentials = new(StringComparer.Ordinal);
+
+    private BrokerFixture(BrokerTarget target, string directory, string pkiDirectory, BrokerProcess server, X509Certificate2 serverCertificate)
+    {
+        Target = target;
+        Directory = directory;
+        PkiDirectory = pkiDirectory;
+        Server = server;
+        ServerCertificate = serverCertificate;
+    }
+
+    public BrokerTarget Target { get; }
+
+    public string Directory { get; }
+
+    public string PkiDirectory { get; }
+
+    public BrokerProcess Server { get; }
+
+    public X509Certificate2 ServerCertificate { get; }
+
+    public IPEndPoint EndPoint => Server.MqttEndPoint;
+
+    public static bool IsMosquitto(BrokerTarget target) => target is BrokerTarget.Mosquitto or BrokerTarget.MosquittoCrl;
+
+    /// <summary>The targets that can run here: Mosquitto ones only when <c>/usr/sbin/mosquitto</c> exists (a message
+    /// says so otherwise).</summary>
+    public static IEnumerable<BrokerTarget> Available(params BrokerTarget[] targets)
+    {
+        if (!BrokerProcess.MosquittoInstalled && targets.Any(IsMosquitto))
+        {
+            Console.WriteLine($"// {BrokerProcess.MosquittoPath} not found: the Mosquitto cases are skipped (apt-get install mosquitto).");
+        }
+
+        return targets.Where(t => !IsMosquitto(t) || BrokerProcess.MosquittoInstalled);
+    }
+
+    /// <param name="target">which broker.</param>
+    /// <param name="omniBrokerArguments">extra <c>--Section:Key=value</c> arguments for omnibroker.</param>
+    /// <param name="mosquittoLines">extra lines for mosquitto.conf.</param>
+    public static BrokerFixture Start(BrokerTarget target, IEnumerable<string>? omniBrokerArguments = null, IEnumerable<string>? mosquittoLines = null)
+    {
+        if (IsMosquitto(target) && !BrokerProcess.MosquittoInstalled)
+        {
+            throw new InvalidOperationException($"{BrokerProcess.MosquittoPath} not found: install the Debian package mosquitto to run the {target} cases.");
+        }
+
+        for (int attempt = 1; ; attempt++)
+        {
+            string directory = Path.Combine(Path.GetTempPath(), "omnibroker-bench-" + Guid.NewGuid().ToString("N")[..12]);
+            string pkiDirectory = Path.Combine(directory, "data", "pki");
+            int mqttPort = BrokerProcess.FreePort();
+            int httpPort = BrokerProcess.FreePort();
+            BrokerProcess? server = null;
+            X509Certificate2? serverCertificate = null;
+            try
+            {
+                // Created here rather than by the broker so Mosquitto gets the very same certificates; the PKI's URLs
+                // (CRL distribution point, OCSP responder) name the HTTP listener this omnibroker will have.
+                using (DevelopmentPki pki = DevelopmentPki.LoadOrCreate(pkiDirectory, new Uri($"http://127.0.0.1:{httpPort}/"), out _))
+                {
+                    DevelopmentPkiRevocation.EnsureCrls(pki, TimeProvider.System);
+                    serverCertificate = X509CertificateLoader.LoadCertificate(PemCertificates.LoadAll(pki.ServerCertificatePath)[0].RawData);
+                }
+
+                IPEndPoint endPoint = new(IPAddress.Loopback, mqttPort);
+                string logPath = Path.Combine(directory, "broker.log");
+                server = IsMosquitto(target)
+                    ? BrokerProcess.Start(BrokerProcess.MosquittoPath, ["-c", WriteMosquittoConf(target, directory, pkiDirectory, mqttPort, mosquittoLines)], logPath, endPoint)
+                    : BrokerProcess.Start(DotnetHost(), OmniBrokerArguments(target, directory, mqttPort, httpPort, omniBrokerArguments), logPath, endPoint);
+
+                BrokerFixture fixture = new(target, directory, pkiDirectory, server, serverCertificate);
+                if (fixture.WaitUntilReady(out bool addressInUse))
+                {
+                    server = null;
+                    serverCertificate = null;
+                    return fixture;
+                }
+
+                fixture.DisposeCredentials();
+                if (!addressInUse || attempt >= 3)
+                {
+                    throw new InvalidOperationException($"{target} did not start; last log lines:{Environment.NewLine}{server.LogTail()}");
+                }
+            }
+            finally
+            {
+                server?.Dispose();
+                serverCertificate?.Dispose();
+                if (server is not null)
+                {
+                    DeleteDirectory(directory);
+                }
+            }
+        }
+    }
+
+    /// <summary>The credentials of one development PKI device (sensor-001, backend-telemetry, ...), built once.</summary>
+    public ClientCredentials Credentials(string commonName)
+    {
+        if (!_credentials.TryGetValue(commonName, out ClientCredentials? credentials))
+        {
+            string devices = Path.Combine(PkiDirectory, DevelopmentPki.DevicesDirectory);
+            credentials = new ClientCredentials(Path.Combine(devices, commonName + ".crt"), Path.Combine(devices, commonName + ".key"), ServerCertificate);
+            _credentials[commonName] = credentials;
+        }
+
+        return credentials;
+    }
+
+    /// <summary>One full connection: TLS handshake, CONNECT, CONNACK, DISCONNECT, close.</summary>
+    public async Task HandshakeOnceAsync(string commonName, string clientId, CancellationToken cancellationToken)
+    {
+        MqttTlsClient client = await MqttTlsClient.ConnectAsync(EndPoint, Credentials(commonName), clientId, 0, cancellationToken).ConfigureAwait(false);
+        await client.DisconnectAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public void Dispose()
+    {
+        DisposeCredentials();
+        Server.Dispose();
+        ServerCertificate.Dispose();
+        DeleteDirectory(Directory);
+    }
+
+    private bool WaitUntilReady(out bool addressInUse)
+    {
+        addressInUse = false;
+        DateTime deadline = DateTime.UtcNow + s_startTimeout;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (Server.HasExited)
+            {
+                string log = Server.LogTail(200);
+                addressInUse = log.Contains("address already in use", StringComparison.OrdinalIgnoreCase)
+                    || log.Contains("Address in use", StringComparison.OrdinalIgnoreCase);
+                return false;
+            }
+
+            using CancellationTokenSource timeout = new(TimeSpan.FromSeconds(10));
+            try
+            {
+                HandshakeOnceAsync("sensor-001", "sensor-001", timeout.Token).GetAwaiter().GetResult();
+                return true;
+            }
+            catch (SocketException ex) when (ex.SocketErrorCode == SocketError.ConnectionRefused)
+            {
+                Thread.Sleep(100);
+            }
+            catch (Exception ex) when (ex is IOException or AuthenticationException or InvalidOperationException or OperationCanceledException)
+            {
+                throw new InvalidOperationException($"{Target}: the first connection failed ({ex.Message}); last log lines:{Environment.NewLine}{Server.LogTail()}", ex);
+            }
+        }
+
+        throw new TimeoutException($"{Target} did not accept a connection within {s_startTimeout.TotalSeconds} s; last log lines:{Environment.NewLine}{Server.LogTail()}");
+    }
+
+    private static List<string> OmniBrokerArguments(BrokerTarget target, string directory, int mqttPort, int httpPort, IEnumerable<string>? extra)
+    {
+        string dll = OmniBrokerDll();
+        List<string> arguments =
+        [
+            dll, "serve",
+            "--data-dir", Path.Combine(directory, "data"),
+            "--port", mqttPort.ToString(CultureInfo.InvariantCulture),
+            "--http-url", $"http://127.0.0.1:{httpPort}",
+            "--policy-dir", Path.Combine(Path.GetDirectoryName(dll)!, "policies"),
+            "--Mqtt:Address=127.0.0.1",
+        ];
+        switch (target)
+        {
+            case BrokerTarget.OmniBrokerNoRevocation:
+                arguments.Add("--Revocation:Mode=none");
+                break;
+            case BrokerTarget.OmniBrokerOcsp:
+                arguments.Add("--Revocation:Mode=ocsp");
+                break;
+        }
+
+        arguments.AddRange(extra ?? []);
+        return arguments;
+    }
+
+    private static string WriteMosquittoConf(BrokerTarget target, string directory, string pkiDirectory, int port, IEnumerable<string>? extra)
+    {
+        StringBuilder conf = new();
+        conf.AppendLine("per_listener_settings false");
+        conf.AppendLine("persistence false");
+        // Running as root, Mosquitto would switch to user mosquitto, which cannot read the 0600 keys.
+        conf.AppendLine("user root");
+        conf.AppendLine("allow_anonymous true");
+        conf.AppendLine(CultureInfo.InvariantCulture, $"listener {port} 127.0.0.1");
+        conf.AppendLine(CultureInfo.InvariantCulture, $"cafile {Path.Combine(pkiDirectory, DevelopmentPki.RootCertificateFile)}");
+        conf.AppendLine(CultureInfo.InvariantCulture, $"certfile {Path.Combine(pkiDirectory, DevelopmentPki.ServerCertificateFile)}");
+        conf.AppendLine(CultureInfo.InvariantCulture, $"keyfile {Path.Combine(pkiDirectory, DevelopmentPki.ServerKeyFile)}");
+        conf.AppendLine("require_certificate true");
+        conf.AppendLine("use_identity_as_username true");
+        conf.AppendLine("tls_version tlsv1.3");
+        if (target == BrokerTarget.MosquittoCrl)
+        {
+            // Mosquitto wants PEM; the development PKI writes DER. Both CRLs, so the file covers the whole chain.
+            string crl = Path.Combine(directory, "crl.pem");
+            File.WriteAllText(crl, string.Concat(DevelopmentPkiRevocation.CrlPaths(pkiDirectory)
+                .Select(p => PemEncoding.WriteString("X509 CRL", File.ReadAllBytes(p)) + "\n")));
+            conf.AppendLine(CultureInfo.InvariantCulture, $"crlfile {crl}");
+        }
+
+        foreach (string line in extra ?? [])
+        {
+            conf.AppendLine(line);
+        }
+
+        string path = Path.Combine(directory, "mosquitto.conf");
+        File.WriteAllText(path, conf.ToString());
+        return path;
+    }
+
+    /// <summary>omnibroker.dll: <c>OMNIBROKER_DLL</c>, else the copy next to this assembly or in a parent directory
+    /// (BenchmarkDotNet builds a generated project below the benchmark's own output).</summary>
+    private static string OmniBrokerDll()
+    {
+        if (Environment.GetEnvironmentVariable("OMNIBROKER_DLL") is { Length: > 0 } configured)
+        {
+            return File.Exists(configured) ? configured : throw new FileNotFoundException($"OMNIBROKER_DLL={configured} does not exist");
+        }
+
+        for (DirectoryInfo? d = new(AppContext.BaseDirectory); d is not null; d = d.Parent)
+        {
+            string candidate = Path.Combine(d.FullName, "omnibroker.dll");
+            if (File.Exists(candidate) && File.Exists(Path.Combine(d.FullName, "omnibroker.runtimeconfig.json")))
+            {
+                return candidate;
+            }
+        }
+
+        throw new FileNotFoundException($"omnibroker.dll not found next to {AppContext.BaseDirectory} or above; build Broker.Benchmarks in Release or set OMNIBROKER_DLL");
+    }
+
+    private static string DotnetHost()
+    {
+        if (Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host))
+        {
+            return host;
+        }
+
+        return Environment.ProcessPath is { } self && Path.GetFileNameWithoutExtension(self) == "dotnet" ? self : "dotnet";
+    }
+
+    private void DisposeCredentials()
+    {
+        foreach (ClientCredentials c in _credentials.Values)
+        {
+            c.Dispose();
+        }
+
+        _credentials.Clear();
+    }
+
+    private static void DeleteDirectory(string directory)
+    {
+        if (System.IO.Directory.Exists(directory))
+        {
+            System.IO.Directory.Delete(directory, recursive: true);
+        }
+    }
+}

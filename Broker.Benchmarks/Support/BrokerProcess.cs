@@ -1,0 +1,153 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+
+namespace OmniBroker.Benchmarks.Support;
+
+/// <summary>The broker a benchmark runs against; each runs as its own process on loopback.</summary>
+public enum BrokerTarget
+{
+    /// <summary>omnibroker with the development PKI's defaults: revocation on (crl-then-ocsp, CRLs loaded from disk,
+    /// so every check is answered by the warm CRL store).</summary>
+    OmniBroker,
+
+    /// <summary>omnibroker with <c>--Revocation:Mode=none</c>.</summary>
+    OmniBrokerNoRevocation,
+
+    /// <summary>omnibroker with <c>--Revocation:Mode=ocsp</c>: answers come from its own responder (/pki/ocsp) and are
+    /// cached, so after the first handshake the check is a cache hit until the answer's nextUpdate.</summary>
+    OmniBrokerOcsp,
+
+    /// <summary>Mosquitto 2.0 with the same certificates, no CRL.</summary>
+    Mosquitto,
+
+    /// <summary>Mosquitto 2.0 with <c>crlfile</c> (OpenSSL checks the leaf against the intermediate's CRL).</summary>
+    MosquittoCrl,
+}
+
+/// <summary>
+/// A broker started as a separate process (so its CPU time and memory can be read from /proc/&lt;pid&gt;) and
+/// stopped by its PID. The process is started through <c>setpriv --pdeathsig KILL</c> so it dies with the
+/// benchmark process even if cleanup never runs; its output goes to a log file, quoted in errors.
+/// </summary>
+internal sealed class BrokerProcess : IDisposable
+{
+    public const string MosquittoPath = "/usr/sbin/mosquitto";
+
+    private static readonly Lazy<int> s_clockTicks = new(ReadClockTicks);
+
+    private readonly Process _process;
+
+    private BrokerProcess(Process process, string logPath, IPEndPoint endPoint)
+    {
+        _process = process;
+        LogPath = logPath;
+        MqttEndPoint = endPoint;
+    }
+
+    public int Pid => _process.Id;
+
+    public string LogPath { get; }
+
+    public IPEndPoint MqttEndPoint { get; }
+
+    public bool HasExited => _process.HasExited;
+
+    public static bool MosquittoInstalled => File.Exists(MosquittoPath);
+
+    /// <summary>Clock ticks per second of /proc/&lt;pid&gt;/stat times (<c>getconf CLK_TCK</c>, 100 on Linux).</summary>
+    public static int ClockTicksPerSecond => s_clockTicks.Value;
+
+    /// <summary>Starts <paramref name="fileName"/> with <paramref name="arguments"/> under a raised file descriptor limit.</summary>
+    public static BrokerProcess Start(string fileName, IEnumerable<string> arguments, string logPath, IPEndPoint endPoint)
+    {
+        // sh raises the soft descriptor limit to the hard one (Mosquitto does not do it itself; .NET does), then
+        // setpriv sets the parent-death signal and execs the broker: the PID we get is the broker's own.
+        ProcessStartInfo start = new("/bin/sh")
+        {
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add("-c");
+        start.ArgumentList.Add("ulimit -n \"$(ulimit -Hn)\" 2>/dev/null; log=\"$1\"; shift; exec setpriv --pdeathsig KILL -- \"$@\" >\"$log\" 2>&1 </dev/null");
+        start.ArgumentList.Add("sh");
+        start.ArgumentList.Add(logPath);
+        start.ArgumentList.Add(fileName);
+        foreach (string argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        Process process = Process.Start(start) ?? throw new InvalidOperationException($"cannot start {fileName}");
+        return new BrokerProcess(process, logPath, endPoint);
+    }
+
+    /// <summary>utime + stime of the whole process (all threads, live and exited), in clock ticks.</summary>
+    public long CpuTicks()
+    {
+        string stat = File.ReadAllText($"/proc/{Pid}/stat");
+        // Fields after "pid (comm) ": state is field 3, utime field 14, stime field 15 (proc(5)).
+        string[] fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        return long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>Resident set size (VmRSS) in KiB.</summary>
+    public long RssKiB()
+    {
+        foreach (string line in File.ReadLines($"/proc/{Pid}/status"))
+        {
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+            {
+                return long.Parse(line.AsSpan(6).Trim().TrimEnd("kB").Trim(), CultureInfo.InvariantCulture);
+            }
+        }
+
+        throw new InvalidOperationException($"no VmRSS in /proc/{Pid}/status");
+    }
+
+    public string LogTail(int lines = 30)
+    {
+        if (!File.Exists(LogPath))
+        {
+            return "(no log)";
+        }
+
+        string[] all = File.ReadAllLines(LogPath);
+        return string.Join(Environment.NewLine, all.Skip(Math.Max(0, all.Length - lines)));
+    }
+
+    /// <summary>A TCP port free on 127.0.0.1 right now (the broker binds it a moment later; a lost race shows as
+    /// "address in use" and the fixture retries).</summary>
+    public static int FreePort()
+    {
+        using Socket socket = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)socket.LocalEndPoint!).Port;
+    }
+
+    /// <summary>SIGKILL by PID and reap; the brokers keep no state the benchmarks need.</summary>
+    public void Dispose()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: false);
+            _process.WaitForExit(10_000);
+        }
+
+        _process.Dispose();
+    }
+
+    private static int ReadClockTicks()
+    {
+        ProcessStartInfo start = new("getconf", "CLK_TCK") { RedirectStandardOutput = true, UseShellExecute = false };
+        using Process? getconf = Process.Start(start);
+        if (getconf is null)
+        {
+            return 100;
+        }
+
+        string output = getconf.StandardOutput.ReadToEnd();
+        getconf.WaitForExit(5_000);
+        return int.TryParse(output.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out int ticks) && ticks > 0 ? ticks : 100;
+    }
+}
