@@ -147,7 +147,8 @@ public abstract class EndToEndBroker : IAsyncLifetime
 /// <summary>
 /// The host with a <see cref="TestPki"/> (server certificate, trust anchor) and a policy that lets every test
 /// certificate (OU=tests) connect with any client id and use everything under e2e/#: the messaging tests are about
-/// MQTT, not about the example policies. Also holds an expired and an other-CA device certificate.
+/// MQTT, not about the example policies. Revocation checking is off (the test PKI has no CRL or OCSP responder).
+/// Also holds an expired and an other-CA device certificate.
 /// </summary>
 public sealed class TestPkiBroker : EndToEndBroker
 {
@@ -197,7 +198,12 @@ public sealed class TestPkiBroker : EndToEndBroker
         Expired = WriteDevice(devices, "expired", _pki.Expired, _pki.Intermediate);
         OtherCa = WriteDevice(devices, "other-ca", _pki.OtherCa, _pki.OtherIntermediate);
         CaFile = files.Root;
-        return await TestBroker.StartAsync(files, settings: new Dictionary<string, string?> { ["Policy:Directory"] = policies });
+        // The test PKI publishes no CRL and runs no OCSP responder: revocation is tested elsewhere (Revocation/).
+        return await TestBroker.StartAsync(files, settings: new Dictionary<string, string?>
+        {
+            ["Policy:Directory"] = policies,
+            ["Revocation:Mode"] = "none",
+        });
     }
 
     public override async Task DisposeAsync()
