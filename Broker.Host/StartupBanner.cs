@@ -16,6 +16,10 @@ internal static class StartupBanner
         {
             text.AppendLine($"                      HTTP on {http} (/healthz, /metrics, /api)");
         }
+        if (endpoints.WebSocketEndPoint is { } wss)
+        {
+            text.AppendLine($"                      MQTT over WebSockets on wss://{wss}{settings.WebSockets.Path} (client certificate required)");
+        }
         text.AppendLine($"Data directory: {settings.DataDirectory}");
         if (settings.PolicyDirectory is not null)
         {

@@ -76,12 +76,13 @@ internal sealed class MqttTlsClient : IAsyncDisposable
     public static async Task<MqttTlsClient> ConnectAsync(IPEndPoint endPoint, ClientCredentials credentials, string clientId,
         ushort keepAliveSeconds, CancellationToken cancellationToken)
     {
-        Socket socket = new(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        Socket? socket = new(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         SslStream? stream = null;
         try
         {
             await socket.ConnectAsync(endPoint, cancellationToken).ConfigureAwait(false);
             stream = new SslStream(new NetworkStream(socket, ownsSocket: true), leaveInnerStreamOpen: false);
+            socket = null;
             await stream.AuthenticateAsClientAsync(credentials.Options, cancellationToken).ConfigureAwait(false);
             await stream.WriteAsync(EncodeConnect(clientId, keepAliveSeconds), cancellationToken).ConfigureAwait(false);
 
@@ -98,13 +99,11 @@ internal sealed class MqttTlsClient : IAsyncDisposable
         }
         finally
         {
+            // Only on failure: on success both are null (the stream owns the socket, the client owns the stream).
+            socket?.Dispose();
             if (stream is not null)
             {
                 await stream.DisposeAsync().ConfigureAwait(false);
-            }
-            else
-            {
-                socket.Dispose();
             }
         }
     }

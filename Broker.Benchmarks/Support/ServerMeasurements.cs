@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using BenchmarkDotNet.Columns;
-using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Reports;
 using BenchmarkDotNet.Running;
 
@@ -17,9 +16,9 @@ internal static class ServerMeasurements
 {
     private static readonly string s_file = Path.Combine(Path.GetTempPath(), "omnibroker-benchmarks", "server-measurements.tsv");
 
-    public static void Record(object benchmark, string method, string metric, double value, long weight, params (string Name, object Value)[] parameters)
+    public static void Record(Type benchmarkType, string method, string metric, double value, long weight, params (string Name, object Value)[] parameters)
     {
-        string key = Key(benchmark.GetType().Name, method, parameters.Select(p => (p.Name, Convert.ToString(p.Value, CultureInfo.InvariantCulture) ?? "")));
+        string key = Key(benchmarkType.Name, method, parameters.Select(p => (p.Name, Convert.ToString(p.Value, CultureInfo.InvariantCulture) ?? "")));
         Directory.CreateDirectory(Path.GetDirectoryName(s_file)!);
         File.AppendAllText(s_file, string.Join('\t',
             DateTime.UtcNow.Ticks.ToString(CultureInfo.InvariantCulture), key, metric,
@@ -86,11 +85,4 @@ internal sealed class ServerMeasurementColumn(string metric, string legend, stri
     public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
 
     public bool IsAvailable(Summary summary) => true;
-}
-
-/// <summary>Adds <see cref="ServerMeasurementColumn"/>s and ops/s to a benchmark class's config.</summary>
-internal static class ServerMeasurementConfig
-{
-    public static ManualConfig With(params IColumn[] columns) =>
-        ManualConfig.CreateEmpty().AddColumn(StatisticColumn.OperationsPerSecond).AddColumn(columns);
 }

@@ -120,11 +120,13 @@ internal sealed class WebSocketDuplexPipe : IDuplexPipe
         {
             // The WebSocket failed itself after queueing its Close 1002: give the client a moment to read it and
             // close its side, rather than resetting a connection with the Close still in flight.
+            using var linger = CancellationTokenSource.CreateLinkedTokenSource(_connectionClosed);
+            linger.CancelAfter(s_failedLinger);
             try
             {
-                await Task.Delay(Timeout.InfiniteTimeSpan, _connectionClosed).WaitAsync(s_failedLinger).ConfigureAwait(false);
+                await Task.Delay(Timeout.InfiniteTimeSpan, linger.Token).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is OperationCanceledException or TimeoutException)
+            catch (OperationCanceledException)
             {
             }
         }

@@ -479,8 +479,9 @@ public static class BrokerMetrics
     private static IEnumerable<Measurement<long>> ObservePolicyVersion()
     {
         var sources = Volatile.Read(ref s_policySources);
-        foreach (var s in sources)
+        for (var i = sources.Length - 1; i >= 0; i--)
         {
+            var s = sources[i];
             if (s.IsPolicyLoaded)
             {
                 // One active policy per broker; with several registered the last wins.

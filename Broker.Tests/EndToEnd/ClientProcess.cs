@@ -26,7 +26,7 @@ public sealed class ClientProcess : IDisposable
         _process = process;
     }
 
-    public string Name => Path.GetFileName(_process.StartInfo.FileName);
+    public string Name => _process.StartInfo.FileName == "stdbuf" ? _process.StartInfo.ArgumentList[1] : Path.GetFileName(_process.StartInfo.FileName);
 
     public bool HasExited => _process.HasExited;
 

@@ -74,12 +74,17 @@ public abstract class EndToEndBroker : IAsyncLifetime
     /// </summary>
     public async Task<ClientProcess> StartMosquittoSubAsync(DeviceFiles device, string version, string clientId, string filter, int qos, int count)
     {
-        var process = ClientProcess.Start("mosquitto_sub", [.. MosquittoArgs(device, version, clientId),
+        // stdbuf -oL: mosquitto_sub's stdout is a pipe here, fully buffered by stdio; its SUBACK line must arrive now.
+        var process = ClientProcess.Start("stdbuf", ["-oL", "mosquitto_sub", .. MosquittoArgs(device, version, clientId),
             "-t", filter, "-q", qos.ToString(CultureInfo.InvariantCulture), "-C", count.ToString(CultureInfo.InvariantCulture),
             "-W", "15", "-d", "-F", "MSG|%t|%q|%r|%p"]);
         try
         {
             await process.WaitForLineAsync(line => line.Contains("received SUBACK", StringComparison.Ordinal), ClientTimeout);
+            if (process.HasExited)
+            {
+                throw new InvalidOperationException("mosquitto_sub ended right after its SUBACK\n" + await process.WaitForExitAsync(ClientTimeout));
+            }
         }
         catch
         {

@@ -162,6 +162,33 @@ public sealed class MessagingEndToEndTests(TestPkiBroker broker) : IClassFixture
     [Theory]
     [InlineData("3.1.1")]
     [InlineData("5")]
+    public async Task PersistentSession_MosquittoSubWithoutCleanSession_QueuedMessagesDeliveredOnReconnect(string version)
+    {
+        var topic = NewTopicPrefix("session-mosquitto") + "/commands";
+        var clientId = Id("msess");
+        // -c: clean session off (5.0: clean start off, session expiry unlimited, capped by the broker); -E: exit after the SUBACK.
+        using (var subscribe = ClientProcess.Start("mosquitto_sub", [.. broker.MosquittoArgs(broker.Good, version, clientId), "-c", "-t", topic, "-q", "1", "-E"]))
+        {
+            var subscribed = await subscribe.WaitForExitAsync(ClientTimeout);
+            subscribed.ExitCode.Should().Be(0, subscribed.ToString());
+        }
+        await broker.Broker.Logs.WaitForAsync(e => e.EventId.Id == 1004 && e.Value("ClientId") == clientId);
+
+        var publisher = await broker.MosquittoPubAsync(broker.Good, version, Id("pub"), ["-t", topic, "-q", "1", "-l"], "queued-1\nqueued-2\nqueued-3\n");
+        using var resume = ClientProcess.Start("mosquitto_sub", [.. broker.MosquittoArgs(broker.Good, version, clientId), "-c", "-t", topic, "-q", "1",
+            "-C", "3", "-W", "15", "-F", "MSG|%t|%q|%r|%p"]);
+        var received = await resume.WaitForExitAsync(ClientTimeout);
+
+        publisher.ExitCode.Should().Be(0, publisher.ToString());
+        received.ExitCode.Should().Be(0, received.ToString());
+        Messages(received).Should().Equal($"{topic}|1|0|queued-1", $"{topic}|1|0|queued-2", $"{topic}|1|0|queued-3");
+        broker.Broker.Logs.WithEventId(1000).Where(e => e.Value("ClientId") == clientId).Select(e => e.Value("SessionPresent"))
+            .Should().Equal(["False", "True"], "the second connection resumed the session");
+    }
+
+    [Theory]
+    [InlineData("3.1.1")]
+    [InlineData("5")]
     public async Task SharedSubscription_TwoMembers_EachMessageDeliveredToExactlyOneOfThem(string version)
     {
         var prefix = NewTopicPrefix("shared");

@@ -3,6 +3,7 @@ using System.Net.WebSockets;
 using System.Text;
 using FluentAssertions;
 using Microsoft.Extensions.DependencyInjection;
+using OmniBroker.Auth;
 using OmniBroker.Mqtt.Engine;
 using OmniBroker.Mqtt.Packets;
 using OmniBroker.Tests.Support;
@@ -192,6 +193,23 @@ public sealed class WebSocketFramingTests : IAsyncLifetime
         ((byte)disconnect.ReasonCode).Should().BeGreaterThanOrEqualTo(0x80);
         wss.Socket.CloseStatus.Should().Be(WebSocketCloseStatus.ProtocolError);
         wss.Socket.CloseStatusDescription.Should().Contain(disconnect.ReasonCode.ToString());
+    }
+
+    [Fact]
+    public async Task Wss_IdentityRevokedWhileConnected_DisconnectAdministrativeActionAndPolicyViolation()
+    {
+        await using var wss = await WebSocketMqttClient.ConnectAsync(_broker.WebSocketUrl(), _sensor);
+        await wss.SendAsync(RawMqttClient.Connect("sensor-001"));
+        await wss.ExpectAsync<ConnAckPacket>();
+
+        // What the revocation monitor does on a new CRL: the wss identity is registered like a TCP one.
+        var identity = _broker.App.Services.GetRequiredService<IConnectedIdentityRegistry>().Snapshot()
+            .Should().ContainSingle(i => i.Chain[0].Thumbprint == _sensor.Certificate.Thumbprint).Subject;
+        identity.Revoke("revoked");
+
+        var packets = await wss.WaitForCloseAsync();
+        packets.OfType<DisconnectPacket>().Should().ContainSingle().Which.ReasonCode.Should().Be(MqttReasonCode.AdministrativeAction);
+        wss.Socket.CloseStatus.Should().Be(WebSocketCloseStatus.PolicyViolation);
     }
 
     [Fact]

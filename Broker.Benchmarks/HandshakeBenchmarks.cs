@@ -1,0 +1,105 @@
+using System.Diagnostics;
+using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Configs;
+using OmniBroker.Benchmarks.Support;
+
+namespace OmniBroker.Benchmarks;
+
+/// <summary>
+/// The headline number: one new device connection end to end against a broker process on loopback. Each operation
+/// opens a TCP connection, runs a full mutual TLS 1.3 handshake (ECDSA P-256 certificates of the development PKI,
+/// no session resumption, the client sends leaf + intermediate), sends an MQTT 3.1.1 CONNECT as sensor-001, reads
+/// the CONNACK, sends DISCONNECT and closes. Operations run one after another, so Mean is the latency of a connection
+/// and Op/s the connections per second of one client; Allocated is the client side.
+///
+/// The broker runs as a separate process. Its CPU time (utime + stime from /proc/&lt;pid&gt;/stat) is read after a
+/// warm-up in [GlobalSetup] and again in [GlobalCleanup]; the difference divided by the handshakes in between is the
+/// column "Server CPU ms/conn" (pilot, warm-up and measured iterations all do the same work, so all count).
+/// "Client CPU ms/conn" is the same for the benchmark process. Targets: omnibroker with revocation as the
+/// development PKI configures it (CRL store, warm), with revocation off, with OCSP (warm cache), and Mosquitto 2.0
+/// with the same certificates, without and with a CRL (Mosquitto cases are skipped when it is not installed).
+///   dotnet run -c Release --project Broker.Benchmarks -- --filter '*HandshakeBenchmarks*'
+/// </summary>
+[MemoryDiagnoser]
+[Config(typeof(HandshakeBenchmarksConfig))]
+public class HandshakeBenchmarks
+{
+    public const string ServerCpuColumn = "Server CPU ms/conn";
+    public const string ClientCpuColumn = "Client CPU ms/conn";
+
+    private const int WarmupHandshakes = 200;
+    private static readonly TimeSpan s_handshakeTimeout = TimeSpan.FromSeconds(10);
+
+    private BrokerFixture _broker = null!;
+    private CancellationTokenSource _timeout = new();
+    private long _serverTicksAtStart;
+    private TimeSpan _clientCpuAtStart;
+    private long _handshakes;
+
+    public static IEnumerable<BrokerTarget> Targets => BrokerFixture.Available(
+        BrokerTarget.OmniBroker, BrokerTarget.OmniBrokerNoRevocation, BrokerTarget.OmniBrokerOcsp, BrokerTarget.Mosquitto, BrokerTarget.MosquittoCrl);
+
+    [ParamsSource(nameof(Targets))]
+    public BrokerTarget Target { get; set; }
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _broker = BrokerFixture.Start(Target);
+        // JIT and tiering on both sides, and the broker's caches (chain result, revocation answer, policy) filled.
+        for (int i = 0; i < WarmupHandshakes; i++)
+        {
+            Connect().GetAwaiter().GetResult();
+        }
+
+        _serverTicksAtStart = _broker.Server.CpuTicks();
+        _clientCpuAtStart = Process.GetCurrentProcess().TotalProcessorTime;
+        _handshakes = 0;
+    }
+
+    [Benchmark]
+    public async Task Connect()
+    {
+        if (!_timeout.TryReset())
+        {
+            _timeout.Dispose();
+            _timeout = new CancellationTokenSource();
+        }
+
+        _timeout.CancelAfter(s_handshakeTimeout);
+        await _broker.HandshakeOnceAsync("sensor-001", "sensor-001", _timeout.Token).ConfigureAwait(false);
+        _handshakes++;
+    }
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        try
+        {
+            if (_handshakes > 0 && !_broker.Server.HasExited)
+            {
+                double serverMs = (_broker.Server.CpuTicks() - _serverTicksAtStart) * 1000.0 / BrokerProcess.ClockTicksPerSecond;
+                double clientMs = (Process.GetCurrentProcess().TotalProcessorTime - _clientCpuAtStart).TotalMilliseconds;
+                ServerMeasurements.Record(typeof(HandshakeBenchmarks), nameof(Connect), ServerCpuColumn, serverMs / _handshakes, _handshakes, (nameof(Target), Target));
+                ServerMeasurements.Record(typeof(HandshakeBenchmarks), nameof(Connect), ClientCpuColumn, clientMs / _handshakes, _handshakes, (nameof(Target), Target));
+            }
+        }
+        finally
+        {
+            _broker.Dispose();
+            _timeout.Dispose();
+        }
+    }
+}
+
+internal sealed class HandshakeBenchmarksConfig : ManualConfig
+{
+    public HandshakeBenchmarksConfig()
+    {
+        AddColumn(BenchmarkDotNet.Columns.StatisticColumn.OperationsPerSecond);
+        AddColumn(new ServerMeasurementColumn(HandshakeBenchmarks.ServerCpuColumn,
+            "Broker process CPU time (utime+stime from /proc/<pid>/stat) per connection, over all iterations after warm-up"));
+        AddColumn(new ServerMeasurementColumn(HandshakeBenchmarks.ClientCpuColumn,
+            "Benchmark (client) process CPU time per connection, same window"));
+    }
+}
