@@ -37,7 +37,8 @@ public class HandshakeBenchmarks
     private long _handshakes;
 
     public static IEnumerable<BrokerTarget> Targets => BrokerFixture.Available(
-        BrokerTarget.OmniBroker, BrokerTarget.OmniBrokerNoRevocation, BrokerTarget.OmniBrokerOcsp, BrokerTarget.Mosquitto, BrokerTarget.MosquittoCrl);
+        BrokerTarget.OmniBroker, BrokerTarget.OmniBrokerNoRevocation, BrokerTarget.OmniBrokerOcsp, BrokerTarget.OmniBrokerTlsResumeAllowed,
+        BrokerTarget.OmniBrokerNoSpin, BrokerTarget.Mosquitto, BrokerTarget.MosquittoCrl);
 
     [ParamsSource(nameof(Targets))]
     public BrokerTarget Target { get; set; }
@@ -96,6 +97,8 @@ internal sealed class HandshakeBenchmarksConfig : ManualConfig
 {
     public HandshakeBenchmarksConfig()
     {
+        // Target names such as OmniBrokerTlsResumeAllowed are longer than the default 20 characters.
+        SummaryStyle = BenchmarkDotNet.Reports.SummaryStyle.Default.WithMaxParameterColumnWidth(40);
         AddColumn(BenchmarkDotNet.Columns.StatisticColumn.OperationsPerSecond);
         AddColumn(new ServerMeasurementColumn(HandshakeBenchmarks.ServerCpuColumn,
             "Broker process CPU time (utime+stime from /proc/<pid>/stat) per connection, over all iterations after warm-up"));

@@ -40,7 +40,7 @@ public class ThroughputVsMosquittoBenchmarks
     private long _serverTicksAtStart;
     private long _messagesMeasured;
 
-    public static IEnumerable<BrokerTarget> Targets => BrokerFixture.Available(BrokerTarget.OmniBroker, BrokerTarget.Mosquitto);
+    public static IEnumerable<BrokerTarget> Targets => BrokerFixture.Available(BrokerTarget.OmniBroker, BrokerTarget.OmniBrokerNoSpin, BrokerTarget.Mosquitto);
 
     [ParamsSource(nameof(Targets))]
     public BrokerTarget Target { get; set; }
@@ -158,6 +158,8 @@ internal sealed class ThroughputVsMosquittoConfig : ManualConfig
 {
     public ThroughputVsMosquittoConfig()
     {
+        // Target names such as OmniBrokerTlsResumeAllowed are longer than the default 20 characters.
+        SummaryStyle = BenchmarkDotNet.Reports.SummaryStyle.Default.WithMaxParameterColumnWidth(40);
         AddColumn(BenchmarkDotNet.Columns.StatisticColumn.OperationsPerSecond);
         AddColumn(new ServerMeasurementColumn(ThroughputVsMosquittoBenchmarks.ServerCpuColumn,
             "Broker process CPU time (utime+stime) per delivered message, over all iterations after warm-up", "0.00"));

@@ -89,7 +89,8 @@ internal sealed class BrokerFixture : IDisposable
                 string logPath = Path.Combine(directory, "broker.log");
                 server = IsMosquitto(target)
                     ? BrokerProcess.Start(BrokerProcess.MosquittoPath, ["-c", WriteMosquittoConf(target, directory, pkiDirectory, mqttPort, mosquittoLines)], logPath, endPoint)
-                    : BrokerProcess.Start(DotnetHost(), OmniBrokerArguments(target, directory, mqttPort, httpPort, omniBrokerArguments), logPath, endPoint);
+                    : BrokerProcess.Start(DotnetHost(), OmniBrokerArguments(target, directory, mqttPort, httpPort, omniBrokerArguments), logPath, endPoint,
+                        target == BrokerTarget.OmniBrokerNoSpin ? new Dictionary<string, string> { ["DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"] = "0" } : null);
 
                 BrokerFixture fixture = new(target, directory, pkiDirectory, server, serverCertificate);
                 if (fixture.WaitUntilReady(out bool addressInUse))
@@ -199,6 +200,9 @@ internal sealed class BrokerFixture : IDisposable
                 break;
             case BrokerTarget.OmniBrokerOcsp:
                 arguments.Add("--Revocation:Mode=ocsp");
+                break;
+            case BrokerTarget.OmniBrokerTlsResumeAllowed:
+                arguments.Add("--Tls:AllowTlsResume=true");
                 break;
         }
 

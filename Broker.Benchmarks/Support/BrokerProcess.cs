@@ -15,6 +15,15 @@ public enum BrokerTarget
     /// <summary>omnibroker with <c>--Revocation:Mode=none</c>.</summary>
     OmniBrokerNoRevocation,
 
+    /// <summary>omnibroker with <c>--Tls:AllowTlsResume=true</c> (the benchmark client still never resumes): shows what
+    /// the default (false) costs, since .NET then builds a fresh OpenSSL SSL_CTX for every connection.</summary>
+    OmniBrokerTlsResumeAllowed,
+
+    /// <summary>omnibroker with the thread pool's spin-wait off (<c>DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0</c>, the
+    /// runtimeconfig knob System.Threading.ThreadPool.UnfairSemaphoreSpinLimit): idle workers block instead of spinning
+    /// in sched_yield, which a profile showed as ~17% of the broker's CPU in the handshake benchmark.</summary>
+    OmniBrokerNoSpin,
+
     /// <summary>omnibroker with <c>--Revocation:Mode=ocsp</c>: answers come from its own responder (/pki/ocsp) and are
     /// cached, so after the first handshake the check is a cache hit until the answer's nextUpdate.</summary>
     OmniBrokerOcsp,
@@ -60,7 +69,8 @@ internal sealed class BrokerProcess : IDisposable
     public static int ClockTicksPerSecond => s_clockTicks.Value;
 
     /// <summary>Starts <paramref name="fileName"/> with <paramref name="arguments"/> under a raised file descriptor limit.</summary>
-    public static BrokerProcess Start(string fileName, IEnumerable<string> arguments, string logPath, IPEndPoint endPoint)
+    public static BrokerProcess Start(string fileName, IEnumerable<string> arguments, string logPath, IPEndPoint endPoint,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
         // sh raises the soft descriptor limit to the hard one (Mosquitto does not do it itself; .NET does), then
         // setpriv sets the parent-death signal and execs the broker: the PID we get is the broker's own.
@@ -76,6 +86,11 @@ internal sealed class BrokerProcess : IDisposable
         foreach (string argument in arguments)
         {
             start.ArgumentList.Add(argument);
+        }
+
+        foreach ((string name, string value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
         }
 
         Process process = Process.Start(start) ?? throw new InvalidOperationException($"cannot start {fileName}");
