@@ -51,7 +51,7 @@ public class IdleConnectionMemory
     [IterationSetup]
     public void StartBroker()
     {
-        _broker = BrokerFixture.Start(Target);
+        _broker = BrokerFixture.Start(Target, mosquittoLines: [BrokerFixture.MosquittoNoDelay]);
         using CancellationTokenSource timeout = new(TimeSpan.FromMinutes(2));
         for (int i = 0; i < WarmupConnections; i++)
         {

@@ -12,8 +12,9 @@ namespace OmniBroker.Benchmarks;
 /// process on loopback. Each operation publishes 20,000 messages of 64 bytes (pre-encoded, written 100 per TLS write)
 /// and ends when the subscriber has read all 20,000; Mean is per message (OperationsPerInvoke), so Op/s is messages
 /// per second end to end. Both brokers get a per-session queue of 100,000 messages (see Setup); a message the broker
-/// still drops fails the run after 30 s instead of hanging it. omnibroker runs
-/// with its policy enforced (publish and per-delivery receive checks); "Server CPU µs/msg" is the broker process's
+/// still drops fails the run after 30 s instead of hanging it. omnibroker runs with its policy enforced (publish and
+/// per-delivery receive checks). Mosquitto keeps its other defaults, Nagle included: it writes every packet with its
+/// own TLS record and send(), and Nagle lets the kernel coalesce them. "Server CPU µs/msg" is the broker process's
 /// CPU time per message over all iterations after warm-up.
 ///   dotnet run -c Release --project Broker.Benchmarks -- --filter '*ThroughputVsMosquitto*'
 /// </summary>

@@ -131,6 +131,10 @@ internal sealed class BrokerFixture : IDisposable
         return credentials;
     }
 
+    /// <summary>mosquitto.conf line that turns Nagle off, as omnibroker always has it. With Mosquitto's default
+    /// (<c>set_tcp_nodelay false</c>) every new connection waits ~40 ms for a delayed ACK before its CONNACK leaves.</summary>
+    public const string MosquittoNoDelay = "set_tcp_nodelay true";
+
     /// <summary>One full connection: TLS handshake, CONNECT, CONNACK, DISCONNECT, close.</summary>
     public async Task HandshakeOnceAsync(string commonName, string clientId, CancellationToken cancellationToken)
     {
@@ -225,9 +229,6 @@ internal sealed class BrokerFixture : IDisposable
         conf.AppendLine("require_certificate true");
         conf.AppendLine("use_identity_as_username true");
         conf.AppendLine("tls_version tlsv1.3");
-        // Nagle off, as omnibroker has it: with Mosquitto's default (false) every connection waits ~40 ms for a
-        // delayed ACK before the CONNACK leaves.
-        conf.AppendLine("set_tcp_nodelay true");
         if (target == BrokerTarget.MosquittoCrl)
         {
             // Mosquitto wants PEM; the development PKI writes DER. Both CRLs, so the file covers the whole chain.
