@@ -65,6 +65,7 @@ internal sealed class MqttConnection
     private ushort _keepAlive;
     private long _lastPacketTimestamp;
     private ITimer? _timer;
+    private IncompletePacketDeadline? _incompletePacket;
     private Task? _writerTask;
     private ConnAckPacket? _refusal;
     private MqttProtocolVersion _refusalVersion;
@@ -109,6 +110,7 @@ internal sealed class MqttConnection
                 var consumed = buffer.Start;
                 var examined = buffer.End;
                 var stop = false;
+                var completedAny = false;
                 try
                 {
                     while (!_closeRequested)
@@ -123,6 +125,7 @@ internal sealed class MqttConnection
                         consumed = end;
                         examined = end;
                         buffer = buffer.Slice(end);
+                        completedAny = true;
                         Volatile.Write(ref _lastPacketTimestamp, _time.GetTimestamp());
                         if (!HandlePacket(packet))
                         {
@@ -134,6 +137,12 @@ internal sealed class MqttConnection
                 finally
                 {
                     input.AdvanceTo(consumed, examined);
+                }
+                if (!buffer.IsEmpty || _incompletePacket is not null)
+                {
+                    // A packet was started and not finished: it must be finished within IncompletePacketTimeout.
+                    (_incompletePacket ??= new IncompletePacketDeadline(_time, _options.IncompletePacketTimeout, OnIncompletePacketTimeout))
+                        .Update(!buffer.IsEmpty, completedAny);
                 }
 
                 if (stop)
@@ -461,6 +470,11 @@ internal sealed class MqttConnection
         var session = _session!;
         var topic = publish.Topic;
 
+        if (v5 && publish.Properties?.SubscriptionIdentifiers is not null)
+        {
+            // [MQTT-3.3.4-6]: a PUBLISH sent by a client MUST NOT contain a Subscription Identifier.
+            MqttThrow.ProtocolError("Subscription Identifier in a PUBLISH from a client [MQTT-3.3.4-6]");
+        }
         if (v5 && publish.Properties?.TopicAlias is { } alias)
         {
             if (alias == 0 || alias > _options.TopicAliasMaximum)
@@ -772,6 +786,12 @@ internal sealed class MqttConnection
         _timer?.Change(limit - elapsed, Timeout.InfiniteTimeSpan);
     }
 
+    private void OnIncompletePacketTimeout()
+    {
+        _logger.IncompletePacketTimeout(RemoteEndPoint, ClientId, _options.IncompletePacketTimeout);
+        RequestClose(null);
+    }
+
     private void OnIdentityRevoked()
     {
         _logger.IdentityRevoked(ClientId ?? "?", _identity?.RevocationReason);
@@ -781,6 +801,7 @@ internal sealed class MqttConnection
     private async Task CloseAsync(string outcome)
     {
         _timer?.Dispose();
+        _incompletePacket?.Dispose();
         _revokedRegistration.Dispose();
         RequestClose(null);
 
