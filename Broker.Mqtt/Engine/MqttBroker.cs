@@ -43,6 +43,7 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
         Authorizer = authorizer ?? AllowAllAuthorizer.Instance;
         Logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("OmniBroker.Mqtt.Engine");
         TimeProvider = timeProvider ?? TimeProvider.System;
+        Limits = new EngineLimits(options, Logger, TimeProvider);
         Authorizer.PolicyChanged += OnPolicyChanged;
         _maintenance = TimeProvider.CreateTimer(static state => ((MqttBroker)state!).RunMaintenance(), this,
             TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
@@ -75,6 +76,7 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
     internal TimeProvider TimeProvider { get; }
     internal SubscriptionIndex Subscriptions => _subscriptions;
     internal RetainedMessageStore Retained => _retained;
+    internal EngineLimits Limits { get; }
 
     public IReadOnlyList<ConnectedClientInfo> GetConnectedClients()
     {
@@ -438,8 +440,13 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
     /// needs it, and that one array is shared by all recipients. Returns the number of recipients.
     /// </summary>
     internal int Publish(string topic, in ReadOnlySequence<byte> payload, MqttQos qos, bool retain, MqttProperties? properties,
-        string? publisherClientId)
+        string? publisherClientId) => Publish(topic, payload, qos, retain, properties, publisherClientId, out _);
+
+    /// <param name="retainRefused">true when the message was delivered but, over a retained limit, not retained.</param>
+    internal int Publish(string topic, in ReadOnlySequence<byte> payload, MqttQos qos, bool retain, MqttProperties? properties,
+        string? publisherClientId, out bool retainRefused)
     {
+        retainRefused = false;
         Interlocked.Increment(ref _messagesReceived);
         var matches = t_matches ??= new List<Subscription>();
         var groups = t_groups ??= new List<SharedGroup>();
@@ -454,9 +461,10 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
 
             var message = MqttApplicationMessage.Create(topic, payload.ToArray(), qos, retain, properties, publisherClientId,
                 TimeProvider.GetUtcNow());
-            if (store)
+            if (store && _retained.TrySet(message, Limits.Retained) is { } exceeded)
             {
-                _retained.Set(message);
+                retainRefused = true;
+                Limits.RetainRefused(exceeded, publisherClientId, topic, message.Payload.Length);
             }
             return Deliver(message, matches, groups);
         }

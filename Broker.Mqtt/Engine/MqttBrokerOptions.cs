@@ -59,6 +59,32 @@ public sealed class MqttBrokerOptions
     /// <summary>Longest client identifier accepted (in UTF-16 code units); longer is CONNACK 0x85 / 0x02. Default 128.</summary>
     public int MaxClientIdLength { get; set; } = 128;
 
+    /// <summary>Subscriptions one session may hold; filters beyond it are refused in SUBACK (5.0 0x97 Quota exceeded,
+    /// 3.1.1 0x80). Replacing an existing filter is always allowed. 0: no limit. Default 1000.</summary>
+    public int MaxSubscriptionsPerClient { get; set; } = 1000;
+
+    /// <summary>Retained messages in total. A retained PUBLISH that would exceed a retained limit is still delivered to
+    /// the current subscribers but not retained; a 5.0 QoS 1/2 publisher gets PUBACK/PUBREC 0x97 (Quota exceeded).
+    /// Clearing (empty payload) is always allowed. 0: no limit. Default 100,000.</summary>
+    public int MaxRetainedMessages { get; set; } = 100_000;
+
+    /// <summary>Payload bytes of all retained messages. 0: no limit. Default 256 MiB.</summary>
+    public long MaxRetainedBytes { get; set; } = 256L * 1024 * 1024;
+
+    /// <summary>Retained messages one client (by client id) may own. 0: no limit. Default 1000.</summary>
+    public int MaxRetainedMessagesPerClient { get; set; } = 1000;
+
+    /// <summary>Payload bytes of the retained messages one client may own. 0: no limit. Default 16 MiB.</summary>
+    public long MaxRetainedBytesPerClient { get; set; } = 16L * 1024 * 1024;
+
+    /// <summary>Connected MQTT clients in total; a CONNECT beyond it is refused with CONNACK 0x97 Quota exceeded
+    /// (3.1.1: 0x03 Server unavailable) after the TLS handshake, so the client learns why. 0: no limit. Default 100,000.</summary>
+    public int MaxConnections { get; set; } = 100_000;
+
+    /// <summary>A limit hit is logged at most once per client and limit in this interval (the others are counted in
+    /// the next line and in omnibroker_limit_hits_total). Default 1 minute.</summary>
+    public TimeSpan LimitLogInterval { get; set; } = TimeSpan.FromMinutes(1);
+
     /// <summary>Every problem with the current values (empty when usable), for configuration loaders that report all
     /// errors at once. <see cref="MqttBroker"/> refuses options with errors.</summary>
     public IReadOnlyList<string> GetValidationErrors()
@@ -83,6 +109,15 @@ public sealed class MqttBrokerOptions
         if (ConnectTimeout <= TimeSpan.Zero)
         {
             errors.Add($"ConnectTimeout must be positive (was {ConnectTimeout})");
+        }
+        if (MaxSubscriptionsPerClient < 0 || MaxRetainedMessages < 0 || MaxRetainedBytes < 0 || MaxRetainedMessagesPerClient < 0
+            || MaxRetainedBytesPerClient < 0 || MaxConnections < 0)
+        {
+            errors.Add("MaxSubscriptionsPerClient, MaxRetainedMessages, MaxRetainedBytes, MaxRetainedMessagesPerClient, MaxRetainedBytesPerClient and MaxConnections must be 0 (no limit) or positive");
+        }
+        if (LimitLogInterval <= TimeSpan.Zero)
+        {
+            errors.Add($"LimitLogInterval must be positive (was {LimitLogInterval})");
         }
         if (IncompletePacketTimeout <= TimeSpan.Zero)
         {

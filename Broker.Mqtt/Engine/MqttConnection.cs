@@ -66,6 +66,7 @@ internal sealed class MqttConnection
     private long _lastPacketTimestamp;
     private ITimer? _timer;
     private IncompletePacketDeadline? _incompletePacket;
+    private bool _countedConnection;
     private Task? _writerTask;
     private ConnAckPacket? _refusal;
     private MqttProtocolVersion _refusalVersion;
@@ -367,6 +368,11 @@ internal sealed class MqttConnection
             return Refuse(clientId, MqttReasonCode.NotAuthorized, decision.Reason);
         }
         _grants = decision.Grants!;
+        if (!_broker.Limits.TryOpenConnection(clientId))
+        {
+            return Refuse(clientId, MqttReasonCode.QuotaExceeded, "the broker holds Mqtt:MaxConnections connections");
+        }
+        _countedConnection = true;
 
         // Keep alive: 5.0 lets the server impose its own through Server Keep Alive [MQTT-3.2.2-21].
         var keepAlive = connect.KeepAliveSeconds;
@@ -559,8 +565,11 @@ internal sealed class MqttConnection
         // Identifier and deliver onwards now; PUBREL only releases the identifier. While the identifier is held a
         // retransmitted PUBLISH is acknowledged but not delivered again, which gives exactly-once delivery without
         // keeping the message itself.
-        var delivered = _broker.Publish(topic, publish.Payload, qos, retain, v5 ? publish.Properties : null, ClientId);
-        Acknowledge(session, qos, packetId, v5 && delivered == 0 ? MqttReasonCode.NoMatchingSubscribers : MqttReasonCode.Success);
+        var delivered = _broker.Publish(topic, publish.Payload, qos, retain, v5 ? publish.Properties : null, ClientId, out var retainRefused);
+        Acknowledge(session, qos, packetId,
+            !v5 ? MqttReasonCode.Success
+            : retainRefused ? MqttReasonCode.QuotaExceeded // delivered, but over a retained-message limit: not retained
+            : delivered == 0 ? MqttReasonCode.NoMatchingSubscribers : MqttReasonCode.Success);
     }
 
     private void Acknowledge(MqttSession session, MqttQos qos, ushort packetId, MqttReasonCode reasonCode)
@@ -571,7 +580,11 @@ internal sealed class MqttConnection
                 Send(new PubAckPacket(MqttPacketType.PubAck) { PacketId = packetId, ReasonCode = reasonCode });
                 break;
             case MqttQos.ExactlyOnce:
-                session.TryBeginInboundQos2(packetId);
+                if ((byte)reasonCode < 0x80)
+                {
+                    // A PUBREC with an error code ends the flow (5.0 §4.3.3): no PUBREL follows, nothing to hold.
+                    session.TryBeginInboundQos2(packetId);
+                }
                 Send(new PubAckPacket(MqttPacketType.PubRec) { PacketId = packetId, ReasonCode = reasonCode });
                 break;
         }
@@ -660,6 +673,12 @@ internal sealed class MqttConnection
                 MqttThrow.ProtocolError("No Local on a shared subscription");
             }
 
+            if (_broker.Limits.SubscriptionRefused(session, request.Filter))
+            {
+                // 3.1.1 SUBACK turns every failure into 0x80.
+                codes.Add(MqttReasonCode.QuotaExceeded);
+                continue;
+            }
             var subscription = new Subscription(session, request.Filter, request.Options, subscriptionId);
             // The policy decides on the topic filter proper; the share group only spreads the load.
             var allowed = _grants.CanSubscribe(subscription.TopicFilter);
@@ -831,6 +850,10 @@ internal sealed class MqttConnection
             }
             _broker.OnConnectionClosed(this, will, discard);
             BrokerMetrics.ConnectionClosed(_version!.Value);
+        }
+        if (_countedConnection)
+        {
+            _broker.Limits.CloseConnection();
         }
         _logger.ConnectionClosed(ClientId, outcome);
     }
