@@ -53,6 +53,8 @@ public static class OmniBrokerApp
         configure?.Invoke(builder);
 
         var settings = BrokerSettings.Load(builder.Configuration);
+        // Durations normalized by the front door, for the library options bound from the configuration later.
+        builder.Configuration.AddInMemoryCollection(settings.NormalizedValues);
         ValidatePolicy(settings);
         CreateDataDirectory(settings);
         var tls = LoadTls(settings, out var developmentPki, out var pkiCreated);
@@ -67,7 +69,9 @@ public static class OmniBrokerApp
             services.AddSingleton(developmentPki);
         }
         services.AddClientCertificateAuthentication(tls.Trust);
-        services.AddMqttBroker(options => builder.Configuration.GetSection(BrokerSettings.MqttSection).Bind(options));
+        // The Mqtt section was bound and validated once, by BrokerSettings: the engine gets that instance.
+        services.AddSingleton(Microsoft.Extensions.Options.Options.Create(settings.Mqtt));
+        services.AddMqttBroker();
         BrokerComposition.AddServices(builder, settings);
         overrideServices?.Invoke(services);
 

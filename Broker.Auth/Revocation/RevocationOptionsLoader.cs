@@ -144,7 +144,8 @@ public static class RevocationOptionsLoader
         return options;
     }
 
-    /// <summary>Parses "hh:mm:ss[.fff]", "d.hh:mm:ss" or a number with a unit (ms, s, m, h, d).</summary>
+    /// <summary>Parses "hh:mm:ss[.fff]", "d.hh:mm:ss", a number with a unit (ms, s, m, h, d) or a number of seconds
+    /// (the host's one duration format, OmniBroker.Host.Configuration.Durations).</summary>
     public static bool TryParseDuration(string text, out TimeSpan value)
     {
         text = text.Trim();
@@ -160,6 +161,17 @@ public static class RevocationOptionsLoader
             }
         }
 
+        if (!text.Contains(':', StringComparison.Ordinal))
+        {
+            // A plain number is seconds, as in every other duration key ("10" is not ten days).
+            value = default;
+            if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double seconds) && seconds >= 0 && seconds <= TimeSpan.MaxValue.TotalSeconds)
+            {
+                value = TimeSpan.FromSeconds(seconds);
+                return true;
+            }
+            return false;
+        }
         return TimeSpan.TryParse(text, CultureInfo.InvariantCulture, out value) && value >= TimeSpan.Zero;
     }
 
