@@ -11,9 +11,6 @@ internal static partial class EnrollmentLog
     [LoggerMessage(EventId = 1401, Level = LogLevel.Information, Message = "Enrollment refused: method {Method}, requester {Requester}, status {Status}, reason {Reason}: {Detail}")]
     public static partial void Refused(ILogger logger, string method, string requester, int status, string reason, string detail);
 
-    [LoggerMessage(EventId = 1402, Level = LogLevel.Information, Message = "EST listening on https://{EndPoint}/.well-known/est/ (issuing CA '{Ca}')")]
-    public static partial void Listening(ILogger logger, System.Net.IPEndPoint? endPoint, string ca);
-
     [LoggerMessage(EventId = 1403, Level = LogLevel.Information, Message = "Certificate {Serial} superseded by {NewSerial} refused at CONNECT for client {ClientId} (grace period over)")]
     public static partial void SupersededRefused(ILogger logger, string serial, string? newSerial, string clientId);
 }

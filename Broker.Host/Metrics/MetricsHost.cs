@@ -31,6 +31,7 @@ internal sealed class MetricsHost : IDisposable
         // Histogram bounds come from each instrument's InstrumentAdvice (BrokerMetrics.LatencyBucketsSeconds).
         _provider = Sdk.CreateMeterProviderBuilder()
             .AddMeter(BrokerMetrics.MeterName)
+            .AddMeter(OmniBroker.Enrollment.EnrollmentMetrics.MeterName)
             .AddReader(new BaseExportingMetricReader(Exporter))
             .Build();
 
