@@ -50,6 +50,7 @@ internal sealed class MqttConnection
     private bool _finished;
     private TaskCompletionSource? _backlogDrained;
     private volatile bool _closeRequested;
+    private bool _lastPacketWritten;
 
     private volatile bool _connected;
     private MqttProtocolVersion? _version;
@@ -59,6 +60,7 @@ internal sealed class MqttConnection
     private bool _willDiscarded;
     private bool _clientDisconnected;
     private string?[]? _topicAliases;
+    private OutboundTopicAliases? _outboundAliases;
     private uint _sessionExpiryAtConnect;
     private int _outboundWindow = 1;
     private uint _clientMaximumPacketSize;
@@ -395,6 +397,7 @@ internal sealed class MqttConnection
         _outboundWindow = Math.Max(1, Math.Min(_options.MaxInflightPerClient, receiveMaximum == 0 ? ushort.MaxValue : receiveMaximum));
         _clientMaximumPacketSize = properties?.MaximumPacketSize ?? 0;
         _topicAliases = v5 && _options.TopicAliasMaximum > 0 ? new string?[_options.TopicAliasMaximum + 1] : null;
+        _outboundAliases = v5 ? OutboundTopicAliases.Create(properties?.TopicAliasMaximum ?? 0, _options.OutboundTopicAliasMaximum) : null;
 
         if (connect.Will is { } will)
         {
@@ -792,6 +795,11 @@ internal sealed class MqttConnection
         {
             await WriteRefusalAsync(_refusal, _refusalVersion).ConfigureAwait(false);
         }
+        if (_lastPacketWritten)
+        {
+            // Our DISCONNECT / refusal must reach the client rather than be lost to a reset.
+            await GracefulClose.ShutdownAndDrainAsync(_context, GracefulClose.DrainLimit).ConfigureAwait(false);
+        }
 
         bool discard;
         lock (_stateLock)
@@ -820,7 +828,8 @@ internal sealed class MqttConnection
         MqttPacketWriter.Write(output, connAck, version);
         try
         {
-            await output.FlushAsync(_writerCts.Token).ConfigureAwait(false);
+            var flush = await output.FlushAsync(_writerCts.Token).ConfigureAwait(false);
+            _lastPacketWritten = !flush.IsCompleted && !flush.IsCanceled;
         }
         catch (OperationCanceledException)
         {
@@ -899,6 +908,7 @@ internal sealed class MqttConnection
                 var flush = await output.FlushAsync(token).ConfigureAwait(false);
                 if (disconnect is not null || flush.IsCompleted || flush.IsCanceled)
                 {
+                    _lastPacketWritten = disconnect is not null && !flush.IsCompleted && !flush.IsCanceled;
                     break;
                 }
             }
@@ -935,8 +945,21 @@ internal sealed class MqttConnection
         publish.Payload = new ReadOnlySequence<byte>(message.Payload);
         publish.Properties = null;
 
-        if (version == MqttProtocolVersion.V500 && (message.HasProperties || item.SubscriptionIds is not null))
+        // Outbound topic alias (5.0 §3.3.2.3.4): a topic the client already maps goes out as an empty name.
+        ushort alias = 0;
+        var aliasKnown = false;
+        if (_outboundAliases is { } aliases)
         {
+            alias = aliases.Lookup(message.Topic, out aliasKnown);
+        }
+        if (alias != 0 && aliasKnown)
+        {
+            publish.Topic = "";
+        }
+
+        if (version == MqttProtocolVersion.V500 && (message.HasProperties || item.SubscriptionIds is not null || alias != 0))
+        {
+            properties.TopicAlias = alias == 0 ? null : alias;
             properties.PayloadFormatIndicator = message.PayloadFormatIndicator;
             properties.MessageExpiryInterval = message.RemainingExpirySeconds(_time.GetUtcNow());
             properties.ContentType = message.ContentType;
@@ -971,6 +994,11 @@ internal sealed class MqttConnection
         }
 
         MqttPacketWriter.Write(output, publish, version);
+        if (alias != 0 && !aliasKnown)
+        {
+            // Only now does the client learn the mapping: a message dropped above must not establish it.
+            _outboundAliases!.Establish(message.Topic, alias);
+        }
         BrokerMetrics.MessageOut(item.Qos, message.Payload.Length);
         _broker.CountSent();
     }

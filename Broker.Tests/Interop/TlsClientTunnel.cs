@@ -15,6 +15,9 @@ namespace OmniBroker.Tests.Interop;
 /// broker's orderly close (close_notify / FIN) becomes a FIN towards the client (write side shut down, reading goes
 /// on), while a reset by the broker becomes a reset towards the client (linger 0), so a broker that resets the
 /// connection before its DISCONNECT is read fails through the tunnel just as it would directly.
+/// A few TLS connections are kept ready (handshake done, nothing sent yet): the suites allow 0.5 s from opening the
+/// socket to CONNACK, which a loaded test machine cannot promise for a TLS handshake with client certificate
+/// validation on top; a ready connection is used only while younger than half the broker's connect timeout.
 /// </summary>
 public sealed class TlsClientTunnel : IAsyncDisposable
 {
@@ -27,8 +30,15 @@ public sealed class TlsClientTunnel : IAsyncDisposable
     private readonly X509Certificate2 _root;
     private readonly X509Certificate2 _device;
     private readonly X509Certificate2 _intermediate;
+    private const int ReadyConnections = 3;
+
+    /// <summary>Ready connections older than this are dropped unused (the broker's ConnectTimeout is 10 s).</summary>
+    private static readonly TimeSpan s_readyMaxAge = TimeSpan.FromSeconds(5);
+
     private readonly List<Task> _connections = [];
+    private readonly System.Collections.Concurrent.ConcurrentQueue<(SslStream Stream, DateTime Opened)> _ready = new();
     private Task? _acceptLoop;
+    private Task? _fillLoop;
 
     private TlsClientTunnel(int brokerPort, X509Certificate2 root, X509Certificate2 device, X509Certificate2 intermediate)
     {
@@ -51,7 +61,64 @@ public sealed class TlsClientTunnel : IAsyncDisposable
         var tunnel = new TlsClientTunnel(brokerPort, root, device, intermediate);
         tunnel._listener.Start();
         tunnel._acceptLoop = tunnel.AcceptLoopAsync();
+        tunnel._fillLoop = tunnel.FillLoopAsync();
         return tunnel;
+    }
+
+    /// <summary>Keeps <see cref="ReadyConnections"/> fresh TLS connections to the broker.</summary>
+    private async Task FillLoopAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            while (_ready.TryPeek(out var oldest) && DateTime.UtcNow - oldest.Opened > s_readyMaxAge && _ready.TryDequeue(out oldest))
+            {
+                await oldest.Stream.DisposeAsync();
+            }
+            if (_ready.Count < ReadyConnections)
+            {
+                try
+                {
+                    _ready.Enqueue((await HandshakeAsync(), DateTime.UtcNow));
+                    continue;
+                }
+                catch (Exception ex) when (ex is AuthenticationException or IOException or SocketException or OperationCanceledException)
+                {
+                    // Counted by accepted connections when they fail to open their own; retry after the pause.
+                }
+            }
+            try
+            {
+                await Task.Delay(100, _stop.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+        }
+        while (_ready.TryDequeue(out var left))
+        {
+            await left.Stream.DisposeAsync();
+        }
+    }
+
+    private async Task<SslStream> HandshakeAsync()
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        timeout.CancelAfter(TimeSpan.FromSeconds(15));
+        return await TlsTestClient.HandshakeAsync(_brokerPort, _root, _device, [_intermediate], cancellationToken: timeout.Token);
+    }
+
+    private async Task<SslStream> OpenAsync()
+    {
+        while (_ready.TryDequeue(out var ready))
+        {
+            if (DateTime.UtcNow - ready.Opened <= s_readyMaxAge)
+            {
+                return ready.Stream;
+            }
+            await ready.Stream.DisposeAsync();
+        }
+        return await HandshakeAsync();
     }
 
     private async Task AcceptLoopAsync()
@@ -86,9 +153,7 @@ public sealed class TlsClientTunnel : IAsyncDisposable
         SslStream broker;
         try
         {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-            timeout.CancelAfter(TimeSpan.FromSeconds(15));
-            broker = await TlsTestClient.HandshakeAsync(_brokerPort, _root, _device, [_intermediate], cancellationToken: timeout.Token);
+            broker = await OpenAsync();
         }
         catch (Exception ex) when (ex is AuthenticationException or IOException or SocketException or OperationCanceledException)
         {
@@ -201,6 +266,10 @@ public sealed class TlsClientTunnel : IAsyncDisposable
         if (_acceptLoop is not null)
         {
             await _acceptLoop;
+        }
+        if (_fillLoop is not null)
+        {
+            await _fillLoop;
         }
         Task[] open;
         lock (_connections)

@@ -8,8 +8,10 @@ Exit code 0 when the test passed. Why a wrapper instead of `python3 client_test5
   globals the suites' `__main__` blocks would set;
 - one test per process: the caller enforces a time limit (some tests wait forever on a broker without a limit);
 - OmniBroker answers a refused 5.0 subscription with 0x87 (Not authorized), the more precise code, where the
-  5.0 suite's test_subscribe_failure expects 0x80 (Unspecified error). That one expectation is patched here, in
-  memory, at load time; the vendored file stays as published.
+  5.0 suite's test_subscribe_failure expects 0x80 (Unspecified error). For that one test two lines are patched
+  here, in memory, at load time (the vendored files stay as published): the test's expectation (0x80 -> 0x87), and
+  the suite client's SUBACK decoder, which accepts only 0, 1, 2 and 0x80 where MQTT 5.0 section 3.9.3 allows
+  more (0x83, 0x87, 0x8F, 0x91, 0x97, 0x9E, 0xA1, 0xA2).
 """
 
 import logging
@@ -20,6 +22,28 @@ import unittest
 
 EXPECT_0X80 = 'assert callback.subscribeds[0][1][0].value == 0x80, "return code should be 0x80 %s" % callback.subscribeds'
 EXPECT_0X87 = 'assert callback.subscribeds[0][1][0].value == 0x87, "return code should be 0x87 (Not authorized) %s" % callback.subscribeds'
+
+
+SUBACK_CHECK = 'assert reasonCode.value in [0, 1, 2, 0x80], "[MQTT5-3.9.3-2] return code in QoS must be 0, 1, 2 or 0x80"'
+SUBACK_CHECK_5 = ('assert reasonCode.value in ([0, 1, 2, 0x80, 0x83, 0x87, 0x8F, 0x91, 0x97, 0x9E, 0xA1, 0xA2] '
+                  'if self.packetType == PacketTypes.SUBACK else [0, 1, 2, 0x80]), '
+                  '"[MQTT5-3.9.3-2] SUBACK reason code not allowed by MQTT 5.0 section 3.9.3"')
+
+
+def patch_suback_decoder():
+    """Lets the 5.0 client decode every SUBACK reason code MQTT 5.0 allows (0x87 among them)."""
+    import inspect
+    import textwrap
+    import mqtt.formats.MQTTV5  # noqa: F401 (loads the submodule below)
+    formats = sys.modules["mqtt.formats.MQTTV5.MQTTV5"]
+    source = textwrap.dedent(inspect.getsource(formats.UnsubSubacks.unpack))
+    if source.count(SUBACK_CHECK) != 1:
+        sys.exit("run_paho_test: the SUBACK reason code check of the 5.0 client was not found exactly once; "
+                 "update the patch in run_paho_test.py")
+    namespace = {}
+    exec(compile(source.replace(SUBACK_CHECK, SUBACK_CHECK_5), inspect.getsourcefile(formats), "exec"),
+         formats.__dict__, namespace)
+    formats.UnsubSubacks.unpack = namespace["unpack"]
 
 
 def load_suite(suite, test):
@@ -33,6 +57,7 @@ def load_suite(suite, test):
             sys.exit("run_paho_test: the 0x80 expectation of test_subscribe_failure was not found exactly once; "
                      "update the patch in run_paho_test.py")
         source = source.replace(EXPECT_0X80, EXPECT_0X87)
+        patch_suback_decoder()
         print("run_paho_test: test_subscribe_failure expects 0x87 (Not authorized) instead of 0x80", flush=True)
     module = types.ModuleType(suite)
     module.__file__ = path
