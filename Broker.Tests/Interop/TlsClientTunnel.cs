@@ -30,7 +30,8 @@ public sealed class TlsClientTunnel : IAsyncDisposable
     private readonly X509Certificate2 _root;
     private readonly X509Certificate2 _device;
     private readonly X509Certificate2 _intermediate;
-    private const int ReadyConnections = 3;
+    /// <summary>TLS connections kept open and ready, handshake done.</summary>
+    public const int ReadyConnections = 3;
 
     /// <summary>Ready connections older than this are dropped unused (the broker's ConnectTimeout is 10 s).</summary>
     private static readonly TimeSpan s_readyMaxAge = TimeSpan.FromSeconds(5);
@@ -55,6 +56,9 @@ public sealed class TlsClientTunnel : IAsyncDisposable
     public int Accepted { get; private set; }
 
     public int HandshakeFailures { get; private set; }
+
+    /// <summary>Ready TLS connections at the moment.</summary>
+    public int ReadyCount => _ready.Count;
 
     public static TlsClientTunnel Start(int brokerPort, X509Certificate2 root, X509Certificate2 device, X509Certificate2 intermediate)
     {
