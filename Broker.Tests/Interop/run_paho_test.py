@@ -97,6 +97,7 @@ def main():
     module.topics = ("TopicA", "TopicA/B", "Topic/C", "TopicA/C", "/TopicA")
     module.wildtopics = ("TopicA/+", "+/C", "#", "/#", "/+", "+/+", "TopicA/#")
     module.nosubscribe_topics = ("test/nosubscribe",)
+    module.topic_prefix = "client_test5/"  # used by client_test5's test_shared_subscriptions
     if not hasattr(module.Test, test):
         sys.exit("run_paho_test: %s has no test %s" % (suite, test))
     tests = unittest.defaultTestLoader.loadTestsFromName("Test." + test, module)
