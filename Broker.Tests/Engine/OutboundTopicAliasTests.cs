@@ -110,13 +110,14 @@ public sealed class OutboundTopicAliasTests
     }
 
     [Fact]
-    public async Task ServerDisconnect_PeerStillSending_DisconnectArrivesAndCloseIsClean()
+    public async Task ServerDisconnect_PeerFloodsAfterViolation_DisconnectArrivesAndCloseIsClean()
     {
         await using var server = await EngineServer.StartAsync(o => o.ReceiveMaximum = 1);
         await using var client = await server.ConnectAsync("flood");
 
-        // Two QoS 2 PUBLISH without waiting (the second exceeds Receive Maximum 1), then 64 KiB of PINGREQ the broker
-        // never reads as MQTT: closing with them unread would reset the connection and could destroy the DISCONNECT.
+        // Two QoS 2 PUBLISH without waiting (the second exceeds Receive Maximum 1), then 4 MiB of PINGREQ: more than
+        // the transport buffers (1 MiB) above the socket, so they are still in the kernel when the broker closes.
+        // Closing a socket with unread input sends a reset, which can destroy the DISCONNECT before it is read.
         var burst = new List<byte>();
         foreach (ushort id in new ushort[] { 1, 2 })
         {
@@ -124,16 +125,28 @@ public sealed class OutboundTopicAliasTests
             OmniBroker.Mqtt.Codec.MqttPacketWriter.Write(buffer, RawMqttClient.Publish("flood/x", "x", MqttQos.ExactlyOnce, packetId: id), MqttProtocolVersion.V500);
             burst.AddRange(buffer.WrittenSpan.ToArray());
         }
-        for (var i = 0; i < 32 * 1024; i++)
+        var pings = new byte[4 * 1024 * 1024];
+        for (var i = 0; i < pings.Length; i += 2)
         {
-            burst.Add(0xC0);
-            burst.Add(0x00);
+            pings[i] = 0xC0;
         }
-        await client.SendRawAsync(burst.ToArray());
+        burst.AddRange(pings);
+        // The write may block while the broker does not read; it ends when the broker drains or closes.
+        var sending = Task.Run(async () =>
+        {
+            try
+            {
+                await client.SendRawAsync(burst.ToArray());
+            }
+            catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException)
+            {
+            }
+        });
 
         var packets = await client.WaitForCloseAsync(TimeSpan.FromSeconds(10));
 
         packets.OfType<DisconnectPacket>().Should().ContainSingle().Which.ReasonCode.Should().Be(MqttReasonCode.ReceiveMaximumExceeded);
         client.ReceiveError.Should().BeNull("the broker drains what the client still sends and closes without a reset");
+        await sending.WaitAsync(TimeSpan.FromSeconds(10));
     }
 }
