@@ -46,6 +46,7 @@ internal sealed class MqttConnection
     private ushort _keepAlive;
     private long _lastPacketTimestamp;
     private ITimer? _timer;
+    private IncompletePacketDeadline? _incompletePacket;
     private ConnAckPacket? _refusal;
     private MqttProtocolVersion _refusalVersion;
     private CancellationTokenRegistration _revokedRegistration;
@@ -90,6 +91,7 @@ internal sealed class MqttConnection
                 var consumed = buffer.Start;
                 var examined = buffer.End;
                 var stop = false;
+                var completedAny = false;
                 try
                 {
                     while (!_closeRequested)
@@ -104,6 +106,7 @@ internal sealed class MqttConnection
                         consumed = end;
                         examined = end;
                         buffer = buffer.Slice(end);
+                        completedAny = true;
                         Volatile.Write(ref _lastPacketTimestamp, _time.GetTimestamp());
                         if (!HandlePacket(packet))
                         {
@@ -115,6 +118,12 @@ internal sealed class MqttConnection
                 finally
                 {
                     input.AdvanceTo(consumed, examined);
+                }
+                if (!buffer.IsEmpty || _incompletePacket is not null)
+                {
+                    // A packet was started and not finished: it must be finished within IncompletePacketTimeout.
+                    (_incompletePacket ??= new IncompletePacketDeadline(_time, _options.IncompletePacketTimeout, OnIncompletePacketTimeout))
+                        .Update(!buffer.IsEmpty, completedAny);
                 }
 
                 if (stop)
@@ -324,6 +333,11 @@ internal sealed class MqttConnection
         var session = _session!;
         var topic = publish.Topic;
 
+        if (v5 && publish.Properties?.SubscriptionIdentifiers is not null)
+        {
+            // [MQTT-3.3.4-6]: a PUBLISH sent by a client MUST NOT contain a Subscription Identifier.
+            MqttThrow.ProtocolError("Subscription Identifier in a PUBLISH from a client [MQTT-3.3.4-6]");
+        }
         if (v5 && publish.Properties?.TopicAlias is { } alias)
         {
             if (alias == 0 || alias > _options.TopicAliasMaximum)
@@ -635,6 +649,12 @@ internal sealed class MqttConnection
         _timer?.Change(limit - elapsed, Timeout.InfiniteTimeSpan);
     }
 
+    private void OnIncompletePacketTimeout()
+    {
+        _logger.IncompletePacketTimeout(RemoteEndPoint, ClientId, _options.IncompletePacketTimeout);
+        RequestClose(null);
+    }
+
     private void OnIdentityRevoked()
     {
         _logger.IdentityRevoked(ClientId ?? "?", _identity?.RevocationReason);
@@ -644,6 +664,7 @@ internal sealed class MqttConnection
     private async Task CloseAsync(string outcome)
     {
         _timer?.Dispose();
+        _incompletePacket?.Dispose();
         _revokedRegistration.Dispose();
         RequestClose(null);
 
