@@ -162,7 +162,7 @@ public static class BrokerMetrics
 
     /// <summary>The handshake failure reasons (same labels as Broker.Auth's CertificateFailureReason.Label()).</summary>
     public static readonly IReadOnlyList<string> HandshakeFailureReasons =
-        ["no_cert", "untrusted", "expired", "not_yet_valid", "revoked", "revocation_unknown", "bad_key_usage", "connect_denied", "tls_error"];
+        ["no_cert", "untrusted", "expired", "not_yet_valid", "revoked", "revocation_unknown", "bad_key_usage", "connect_denied", "tls_error", "timeout"];
 
     private static readonly KeyValuePair<string, object?>[] s_qosTags =
         [Tag("qos", "0"), Tag("qos", "1"), Tag("qos", "2")];
@@ -345,6 +345,7 @@ public static class BrokerMetrics
             s_connectionsActive.Add(0, tag);
         }
 
+        LimitMetrics.Prime();
         s_handshakes.Add(0, s_outcomeSuccess, s_reasonNone);
         foreach (var reason in s_handshakeReasonTags.Values)
         {
