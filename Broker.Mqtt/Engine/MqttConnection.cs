@@ -286,6 +286,7 @@ internal sealed class MqttConnection
         var expiry = negotiation.SessionExpiry;
         _sessionExpiryAtConnect = expiry;
         _topicAliases = negotiation.TopicAliasMaximum > 0 ? new string?[negotiation.TopicAliasMaximum + 1] : null;
+        var outboundAliases = v5 ? OutboundTopicAliases.Create(negotiation.ClientTopicAliasMaximum, _options.OutboundTopicAliasMaximum) : null;
         if (connect.Will is { } will)
         {
             _will = new WillState(clientId, will.Topic, will.Payload.ToArray(), will.Qos, will.Retain, v5 ? will.Properties : null,
@@ -311,7 +312,7 @@ internal sealed class MqttConnection
 
         BrokerMetrics.ConnectionOpened(_version.Value);
         _logger.ConnectAccepted(clientId, RemoteEndPoint, _version.Value, connect.CleanStart, sessionPresent, keepAlive);
-        _writer.Start(_version.Value, session, negotiation.OutboundWindow, negotiation.ClientMaximumPacketSize);
+        _writer.Start(_version.Value, session, negotiation.OutboundWindow, negotiation.ClientMaximumPacketSize, outboundAliases);
         return true;
     }
 
@@ -675,6 +676,11 @@ internal sealed class MqttConnection
         else if (_refusal is not null)
         {
             await _writer.WriteRefusalAsync(_refusal, _refusalVersion).ConfigureAwait(false);
+        }
+        if (_writer.LastPacketWritten)
+        {
+            // Our DISCONNECT / refusal must reach the client rather than be lost to a reset.
+            await GracefulClose.ShutdownAndDrainAsync(_context, GracefulClose.DrainLimit).ConfigureAwait(false);
         }
 
         bool discard;
