@@ -275,7 +275,7 @@ internal sealed class MqttConnection
         ClientInfo = new MqttClientInfo(clientId, _version.Value, _identity?.Certificate, RemoteEndPoint, connect.UserName);
         var decision = _broker.Authorizer.AuthorizeConnect(ClientInfo);
         var allowed = decision.Allowed && decision.Grants is not null;
-        BrokerMetrics.AuthorizationDecision(BrokerMetrics.Actions.Connect, allowed);
+        _broker.Metrics.AuthorizationDecision(MqttMetrics.Actions.Connect, allowed);
         if (!allowed)
         {
             return Refuse(clientId, MqttReasonCode.NotAuthorized, decision.Reason);
@@ -310,7 +310,7 @@ internal sealed class MqttConnection
             _revokedRegistration = _identity.IdentityRevoked.UnsafeRegister(static state => ((MqttConnection)state!).OnIdentityRevoked(), this);
         }
 
-        BrokerMetrics.ConnectionOpened(_version.Value);
+        _broker.Metrics.ConnectionOpened(_version.Value);
         _logger.ConnectAccepted(clientId, RemoteEndPoint, _version.Value, connect.CleanStart, sessionPresent, keepAlive);
         _writer.Start(_version.Value, session, negotiation.OutboundWindow, negotiation.ClientMaximumPacketSize, outboundAliases);
         return true;
@@ -374,7 +374,7 @@ internal sealed class MqttConnection
 
         var qos = publish.Qos;
         var packetId = publish.PacketId;
-        BrokerMetrics.MessageIn(qos, (int)publish.Payload.Length);
+        _broker.Metrics.MessageIn(qos, (int)publish.Payload.Length);
 
         if (qos == MqttQos.ExactlyOnce && session.IsInboundQos2Pending(packetId))
         {
@@ -390,11 +390,11 @@ internal sealed class MqttConnection
         }
 
         var allowed = _grants.CanPublish(topic, qos, retain);
-        BrokerMetrics.AuthorizationDecision(BrokerMetrics.Actions.Publish, allowed);
+        _broker.Metrics.AuthorizationDecision(MqttMetrics.Actions.Publish, allowed);
         if (!allowed)
         {
             _logger.PublishDenied(ClientId!, topic, qos, retain);
-            BrokerMetrics.MessageDropped(BrokerMetrics.DropReasons.Denied);
+            _broker.Metrics.MessageDropped(MqttMetrics.DropReasons.Denied);
             _broker.CountDropped();
             if (v5)
             {
@@ -527,7 +527,7 @@ internal sealed class MqttConnection
             var subscription = new Subscription(session, request.Filter, request.Options, subscriptionId);
             // The policy decides on the topic filter proper; the share group only spreads the load.
             var allowed = _grants.CanSubscribe(subscription.TopicFilter);
-            BrokerMetrics.AuthorizationDecision(BrokerMetrics.Actions.Subscribe, allowed);
+            _broker.Metrics.AuthorizationDecision(MqttMetrics.Actions.Subscribe, allowed);
             if (!allowed)
             {
                 _logger.SubscribeDenied(ClientId!, request.Filter);
@@ -699,7 +699,7 @@ internal sealed class MqttConnection
                 will = null;
             }
             _broker.OnConnectionClosed(this, will, discard);
-            BrokerMetrics.ConnectionClosed(_version!.Value);
+            _broker.Metrics.ConnectionClosed(_version!.Value);
         }
         _logger.ConnectionClosed(ClientId, outcome);
     }

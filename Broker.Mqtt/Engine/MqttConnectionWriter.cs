@@ -278,7 +278,7 @@ internal sealed class MqttConnectionWriter
                     _session!.Abandon(item.PacketId);
                 }
                 _logger.DroppedTooLarge(_connection.ClientId!, size, message.Topic, _clientMaximumPacketSize);
-                BrokerMetrics.MessageDropped(BrokerMetrics.DropReasons.TooLarge);
+                _broker.Metrics.MessageDropped(MqttMetrics.DropReasons.TooLarge);
                 _broker.CountDropped();
                 return;
             }
@@ -290,7 +290,7 @@ internal sealed class MqttConnectionWriter
             // Only now does the client learn the mapping: a message dropped above must not establish it.
             _aliases!.Establish(message.Topic, alias);
         }
-        BrokerMetrics.MessageOut(item.Qos, message.Payload.Length);
+        _broker.Metrics.MessageOut(item.Qos, message.Payload.Length);
         _broker.CountSent();
     }
 
@@ -299,13 +299,13 @@ internal sealed class MqttConnectionWriter
         if (drops.Expired > 0)
         {
             _logger.DroppedExpired(_connection.ClientId!, drops.Expired);
-            BrokerMetrics.MessageDropped(BrokerMetrics.DropReasons.Expired, drops.Expired);
+            _broker.Metrics.MessageDropped(MqttMetrics.DropReasons.Expired, drops.Expired);
             _broker.CountDropped(drops.Expired);
         }
         if (drops.Denied > 0)
         {
             _logger.DroppedDenied(_connection.ClientId!, drops.Denied);
-            BrokerMetrics.MessageDropped(BrokerMetrics.DropReasons.Denied, drops.Denied);
+            _broker.Metrics.MessageDropped(MqttMetrics.DropReasons.Denied, drops.Denied);
             _broker.CountDropped(drops.Denied);
         }
     }
