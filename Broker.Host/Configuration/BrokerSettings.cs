@@ -74,6 +74,9 @@ public sealed class BrokerSettings
     /// <summary>HTTP listener (health, metrics, admin API, CRL/OCSP); null when Http:Url is empty.</summary>
     public HttpListenerSettings? Http { get; init; }
 
+    /// <summary>The EST server, issuing CA and certificate inventory (section Est).</summary>
+    public OmniBroker.Enrollment.EstOptions Est { get; init; } = new();
+
     /// <summary>Absolute path of the data directory.</summary>
     public required string DataDirectory { get; init; }
 
@@ -180,6 +183,8 @@ public sealed class BrokerSettings
             }
         }
 
+        var est = OmniBroker.Enrollment.EstOptions.Load(configuration, errors);
+
         if (errors.Count > 0)
         {
             throw new BrokerConfigurationException(errors);
@@ -204,6 +209,7 @@ public sealed class BrokerSettings
             WebSockets = webSockets,
             DataDirectory = dataDirectory,
             PolicyDirectory = policyDirectory,
+            Est = est,
         };
     }
 

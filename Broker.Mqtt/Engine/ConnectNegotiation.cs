@@ -145,7 +145,8 @@ internal sealed record ConnectNegotiation
     }
 
     /// <summary>The successful CONNACK (§3.2) for this negotiation.</summary>
-    public ConnAckPacket BuildConnAck(MqttProtocolVersion version, MqttBrokerOptions options, bool sessionPresent)
+    public ConnAckPacket BuildConnAck(MqttProtocolVersion version, MqttBrokerOptions options, bool sessionPresent,
+        IReadOnlyList<KeyValuePair<string, string>>? userProperties = null)
     {
         var connAck = new ConnAckPacket { SessionPresent = sessionPresent, ReasonCode = MqttReasonCode.Success };
         if (version == MqttProtocolVersion.V500)
@@ -162,6 +163,7 @@ internal sealed record ConnectNegotiation
                 AssignedClientIdentifier = AssignedClientId ? ClientId : null,
                 ServerKeepAlive = ServerKeepAlive,
                 SessionExpiryInterval = SessionExpiryChanged ? SessionExpiry : null,
+                UserProperties = userProperties is { Count: > 0 } user ? [.. user] : null,
             };
         }
         return connAck;

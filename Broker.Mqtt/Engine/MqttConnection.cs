@@ -298,7 +298,7 @@ internal sealed class MqttConnection
         _session = session;
 
         // First packet written: the writer starts below, and writes control packets before session messages.
-        _writer.Send(negotiation.BuildConnAck(_version.Value, _options, sessionPresent));
+        _writer.Send(negotiation.BuildConnAck(_version.Value, _options, sessionPresent, decision.ConnAckUserProperties));
         lock (_stateLock)
         {
             _connected = true;
@@ -389,6 +389,12 @@ internal sealed class MqttConnection
             MqttThrow.Violation(MqttReasonCode.ReceiveMaximumExceeded, $"more than {_options.ReceiveMaximum} QoS 1/2 PUBLISH in flight");
         }
 
+        if (topic[0] == '$' && _broker.ReservedTopicHandler is { } reserved && reserved.Handles(topic))
+        {
+            HandleReserved(reserved, publish, topic, session);
+            return;
+        }
+
         var allowed = _grants.CanPublish(topic, qos, retain);
         _broker.Metrics.AuthorizationDecision(MqttMetrics.Actions.Publish, allowed);
         if (!allowed)
@@ -425,6 +431,33 @@ internal sealed class MqttConnection
         // keeping the message itself.
         var delivered = _broker.Publish(topic, publish.Payload, qos, retain, v5 ? publish.Properties : null, ClientId);
         Acknowledge(session, qos, packetId, v5 && delivered == 0 ? MqttReasonCode.NoMatchingSubscribers : MqttReasonCode.Success);
+    }
+
+    // MQTT 5.0 §4.10 request/response with the broker itself as responder: the reply is queued for this session only.
+    private void HandleReserved(IReservedTopicHandler handler, PublishPacket publish, string topic, MqttSession session)
+    {
+        var properties = _version == MqttProtocolVersion.V500 ? publish.Properties : null;
+        var responseTopic = properties?.ResponseTopic;
+        var correlation = properties?.CorrelationData?.ToArray();
+        var replyQos = publish.Qos == MqttQos.AtMostOnce ? MqttQos.AtMostOnce : MqttQos.AtLeastOnce;
+        var request = new ReservedTopicRequest(ClientId!, _identity?.Certificate, _identity?.Chain ?? [], topic, publish.Payload.ToArray(),
+            responseTopic, correlation, properties?.ContentType, reply =>
+            {
+                if (responseTopic is null)
+                {
+                    return;
+                }
+                var message = new MqttApplicationMessage(responseTopic, reply.Payload, replyQos, retain: false)
+                {
+                    IsDirectReply = true,
+                    ContentType = reply.ContentType,
+                    CorrelationData = correlation,
+                    UserProperties = reply.UserProperties is { Count: > 0 } user ? [.. user] : null,
+                };
+                session.Enqueue(message, replyQos, retain: false, subscriptionIds: null);
+            });
+        handler.Handle(request);
+        Acknowledge(session, publish.Qos, publish.PacketId, MqttReasonCode.Success);
     }
 
     private void Acknowledge(MqttSession session, MqttQos qos, ushort packetId, MqttReasonCode reasonCode)
