@@ -59,7 +59,7 @@ internal static class PolicyEvaluator
     public static PolicyDecision Explain(CompiledPolicy policy, PolicyQuery query)
     {
         var attributes = ClientAttributes.From(query.Certificate, query.ClientId);
-        if (query.Action is PolicyAction.Connect or PolicyAction.Admin)
+        if (query.Action is PolicyAction.Connect or PolicyAction.Admin or PolicyAction.Enroll or PolicyAction.Renew)
         {
             var matching = new List<CompiledRule>();
             var (allowed, rule) = Decide(policy, attributes, query.Action.ToFlag(), matching);

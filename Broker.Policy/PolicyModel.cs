@@ -8,6 +8,13 @@ public enum PolicyAction
     Subscribe,
     Receive,
     Admin,
+
+    /// <summary>Initial enrollment over EST with a bootstrap certificate; the rule's <c>subject</c> constrains the
+    /// subject the CSR may ask for.</summary>
+    Enroll,
+
+    /// <summary>Renewal of the client's own certificate (EST simplereenroll, MQTT $omnibroker/certificates/renew).</summary>
+    Renew,
 }
 
 public enum PolicyEffect

@@ -58,6 +58,10 @@ public sealed class MqttBrokerOptions
     /// <summary>Time allowed between accepting the connection and receiving a complete CONNECT. Default 10 s.</summary>
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Longest time a packet may stay incomplete: from its first byte to its last. A peer that starts a packet
+    /// and stalls (even with Keep Alive 0, which disables the keep-alive timer) is closed after this. Default 30 s.</summary>
+    public TimeSpan IncompletePacketTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Longest client identifier accepted (in UTF-16 code units); longer is CONNACK 0x85 / 0x02. Default 128.</summary>
     public int MaxClientIdLength { get; set; } = 128;
 
@@ -85,6 +89,10 @@ public sealed class MqttBrokerOptions
         if (ConnectTimeout <= TimeSpan.Zero)
         {
             errors.Add($"ConnectTimeout must be positive (was {ConnectTimeout})");
+        }
+        if (IncompletePacketTimeout <= TimeSpan.Zero)
+        {
+            errors.Add($"IncompletePacketTimeout must be positive (was {IncompletePacketTimeout})");
         }
         if (MaxClientIdLength is < 1 or > 65535)
         {
