@@ -107,6 +107,7 @@ public static class OmniBrokerApp
                             ClientCertificateMode = ClientCertificateMode.AllowCertificate,
                             ClientCertificateValidation = (certificate, chain, _) => validator.Validate(certificate, chain?.ChainPolicy.ExtraStore).IsValid,
                             HandshakeTimeout = settings.HandshakeTimeout,
+                            SslProtocols = settings.TlsProtocols,
                         });
                     }
                 };
@@ -254,6 +255,9 @@ public static class OmniBrokerApp
         ServerCertificateChain = chain,
         AllowTlsResume = settings.AllowTlsResume,
         HandshakeTimeout = settings.HandshakeTimeout,
+        EnabledProtocols = settings.TlsProtocols,
+        MaxConcurrentHandshakes = settings.MaxConcurrentHandshakes,
+        HandshakeQueueTimeout = settings.HandshakeQueueTimeout,
     };
 
     private sealed record TlsMaterial(TrustStore Trust, MutualTlsOptions Mqtt);

@@ -62,7 +62,9 @@ internal sealed class MqttApplicationMessage
             PayloadFormatIndicator = properties.PayloadFormatIndicator,
             ContentType = properties.ContentType,
             ResponseTopic = properties.ResponseTopic,
-            CorrelationData = properties.CorrelationData is { } correlation ? correlation.ToArray() : null,
+            // The cast matters: without it the conditional is a byte[] and its null becomes an empty, present
+            // ReadOnlyMemory, which forwarded an empty Correlation Data the publisher never sent.
+            CorrelationData = properties.CorrelationData is { } correlation ? (ReadOnlyMemory<byte>?)correlation.ToArray() : null,
             UserProperties = properties.UserProperties is { Count: > 0 } user ? new List<KeyValuePair<string, string>>(user) : null,
         };
     }

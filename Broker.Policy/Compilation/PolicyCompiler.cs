@@ -32,6 +32,13 @@ internal static partial class PolicyCompiler
         var documents = new List<(PolicySource Source, YamlMappingNode Root)>();
         foreach (var source in sources)
         {
+            if (!YamlText.IsPrintable(source.Text, out int badLine, out int badColumn, out int codePoint))
+            {
+                errors.Add(new PolicyError(source.Path, badLine, badColumn,
+                    $"invalid YAML: character U+{codePoint:X4} is not allowed in a YAML file (a binary or wrongly encoded file?)"));
+                continue;
+            }
+
             var stream = new YamlStream();
             var parser = new Parser(new StringReader(source.Text));
             try
