@@ -28,7 +28,7 @@ public sealed class PolicyCliTests : IDisposable
 
         error.Should().BeEmpty();
         exit.Should().Be(0);
-        output.Should().StartWith("OK: 6 files, ");
+        output.Should().StartWith("OK: 7 files, ");
     }
 
     [Fact]
