@@ -11,6 +11,7 @@ using Microsoft.Extensions.Logging;
 using OmniBroker.Auth;
 using OmniBroker.Auth.Pki;
 using OmniBroker.Host.Configuration;
+using OmniBroker.Host.Enrollment;
 using OmniBroker.Host.Metrics;
 using OmniBroker.Host.WebSockets;
 using OmniBroker.Mqtt.Engine;
@@ -92,6 +93,7 @@ public static class OmniBrokerApp
             });
             // MQTT over secure WebSockets: the same MutualTlsOptions object, so the same certificate checks.
             kestrel.ListenMqttWebSockets(settings.WebSockets, tls.Mqtt, endpoints.SetWebSockets);
+            kestrel.ListenEst(settings, tls.Mqtt, endpoints);
             if (settings.Http is { } http)
             {
                 Action<ListenOptions> configureHttp = listen =>

@@ -148,6 +148,7 @@ internal sealed class ClientCertificateAuthenticator
             }
         }
 
+        bool softFail = false;
         if (_revocation is not null)
         {
             RevocationCheckResult revocation;
@@ -172,6 +173,7 @@ internal sealed class ClientCertificateAuthenticator
                 RefuseAndAbort(connection, state, reason, result.Chain[0], revocation.Detail, null);
                 return null;
             }
+            softFail = revocation.Status == RevocationStatus.Unknown;
         }
 
         if (!state.TryDecide())
@@ -187,7 +189,14 @@ internal sealed class ClientCertificateAuthenticator
         }
         foreach (var observer in _observers)
         {
-            observer.OnHandshakeSucceeded(elapsed);
+            if (softFail)
+            {
+                observer.OnHandshakeAdmittedSoftFail(elapsed);
+            }
+            else
+            {
+                observer.OnHandshakeSucceeded(elapsed);
+            }
         }
         return identity;
     }

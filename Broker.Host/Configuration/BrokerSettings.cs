@@ -74,6 +74,9 @@ public sealed class BrokerSettings
     /// <summary>HTTP listener (health, metrics, admin API, CRL/OCSP); null when Http:Url is empty.</summary>
     public HttpListenerSettings? Http { get; init; }
 
+    /// <summary>The EST server, issuing CA and certificate inventory (section Est).</summary>
+    public OmniBroker.Enrollment.EstOptions Est { get; init; } = new();
+
     /// <summary>Absolute path of the data directory.</summary>
     public required string DataDirectory { get; init; }
 
@@ -197,6 +200,8 @@ public sealed class BrokerSettings
             }
         }
 
+        var est = OmniBroker.Enrollment.EstOptions.Load(configuration, errors);
+
         if (errors.Count > 0)
         {
             throw new BrokerConfigurationException(errors);
@@ -222,6 +227,7 @@ public sealed class BrokerSettings
             DataDirectory = dataDirectory,
             PolicyDirectory = policyDirectory,
             NormalizedValues = normalized,
+            Est = est,
         };
     }
 

@@ -21,8 +21,14 @@ public static class LimitMetrics
         public const string HandshakeQueueTimeout = "tls_handshake_queue_timeout";
     }
 
+    /// <summary>Meter of the limits. Static because limits are hit from several components (engine, TLS
+    /// listener); exported like every <c>OmniBroker.*</c> meter.</summary>
+    public const string MeterName = "OmniBroker.Limits";
+
+    private static readonly Meter s_meter = new(MeterName);
+
     private static readonly Counter<long> s_hits =
-        BrokerMetrics.Meter.CreateCounter<long>("omnibroker.limit.hits", "{event}", "Operator limits hit (a refused subscription, retained message or connection; a queued TLS handshake), by limit.");
+        s_meter.CreateCounter<long>("omnibroker.limit.hits", "{event}", "Operator limits hit (a refused subscription, retained message or connection; a queued TLS handshake), by limit.");
 
     private static readonly Dictionary<string, KeyValuePair<string, object?>> s_tags = new[]
     {

@@ -22,6 +22,10 @@ internal sealed class MqttApplicationMessage
     public MqttQos Qos { get; }
     public bool Retain { get; }
 
+    /// <summary>A reply of an <see cref="Abstractions.IReservedTopicHandler"/>, queued for its requester alone: not
+    /// subject to receive rights (the requester's Response Topic is not a routed topic).</summary>
+    public bool IsDirectReply { get; init; }
+
     /// <summary>ClientId of the publisher, for No Local (5.0 §3.8.3.1).</summary>
     public string? PublisherClientId { get; init; }
 

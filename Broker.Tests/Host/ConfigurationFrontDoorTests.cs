@@ -4,7 +4,6 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using OmniBroker.Host;
 using OmniBroker.Host.Configuration;
-using OmniBroker.Host.Metrics;
 using OmniBroker.Mqtt.Engine;
 using OmniBroker.Policy.Hosting;
 using OmniBroker.Tests.Support;
@@ -67,7 +66,7 @@ public sealed class ConfigurationFrontDoorTests : IDisposable
     [InlineData("45", 45)]
     public void Build_DurationForms_AcceptedAlikeInEverySection(string text, double seconds)
     {
-        var settings = Values(("Mqtt:ConnectTimeout", text), ("Mqtt:IncompletePacketTimeout", text), ("Metrics:CollectTimeout", text),
+        var settings = Values(("Mqtt:ConnectTimeout", text), ("Mqtt:IncompletePacketTimeout", text),
             ("Policy:ReloadDebounce", text), ("Tls:HandshakeQueueTimeout", text), ("Revocation:OcspTimeout", text));
         var app = OmniBrokerApp.Build([], (IConfigurationBuilder c) => c.AddInMemoryCollection(settings));
 
@@ -76,7 +75,6 @@ public sealed class ConfigurationFrontDoorTests : IDisposable
         mqtt.ConnectTimeout.Should().Be(expected);
         mqtt.IncompletePacketTimeout.Should().Be(expected);
         mqtt.Should().BeSameAs(app.Services.GetRequiredService<BrokerSettings>().Mqtt, "the Mqtt section is bound once");
-        app.Services.GetRequiredService<IOptions<MetricsOptions>>().Value.CollectTimeout.Should().Be(expected);
         app.Services.GetRequiredService<IOptions<PolicyOptions>>().Value.ReloadDebounce.Should().Be(expected);
         app.Services.GetRequiredService<BrokerSettings>().HandshakeQueueTimeout.Should().Be(expected);
         app.Services.GetRequiredService<OmniBroker.Auth.Revocation.RevocationOptions>().OcspTimeout.Should().Be(expected);
