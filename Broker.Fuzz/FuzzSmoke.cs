@@ -20,18 +20,18 @@ public static class FuzzSmoke
 {
     private static readonly byte[] s_interesting = [0x00, 0x01, 0x7F, 0x80, 0xFF, 0x10, 0x20, 0x30, 0x82, 0xC0];
 
-    /// <summary>Broker.Fuzz/corpus/TARGET of the checkout this build came from (or the copy beside the binary).</summary>
+    /// <summary>Broker.Fuzz/corpus/TARGET of the checkout this build came from.</summary>
     public static string CorpusDirectory(string target)
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
-            string candidate = Path.Combine(dir.FullName, "Broker.Fuzz", "corpus", target);
-            if (Directory.Exists(candidate))
+            string corpus = Path.Combine(dir.FullName, "Broker.Fuzz", "corpus");
+            if (Directory.Exists(corpus))
             {
-                return candidate;
+                return Path.Combine(corpus, target);
             }
         }
-        return Path.Combine(AppContext.BaseDirectory, "corpus", target);
+        throw new DirectoryNotFoundException($"no Broker.Fuzz/corpus above {AppContext.BaseDirectory}");
     }
 
     public static FuzzSmokeResult Run(string target, string corpusDirectory, int mutations, int seed, TimeSpan? perInputLimit = null)

@@ -36,8 +36,16 @@ public sealed class EnrollmentSubject
     internal static PolicyDecision Decide(CompiledPolicy policy, X509Certificate2 bootstrap, EnrollmentSubject requested)
     {
         var resolved = new List<KeyValuePair<AttributeRef, string[]>>();
-        foreach (var (name, values) in requested._values)
+        foreach (var (requestedName, values) in requested._values)
         {
+            // Extensions are asked for by OID (cert.ext.1.3.6...): the policy names them by their alias.
+            var name = requestedName;
+            if (name.StartsWith(AttributeCatalog.ExtensionPrefix, StringComparison.Ordinal)
+                && policy.ExtensionAliases.FirstOrDefault(p => p.Value == requestedName[AttributeCatalog.ExtensionPrefix.Length..]) is { Key: { } alias })
+            {
+                name = AttributeCatalog.ExtensionPrefix + alias;
+            }
+
             if (!AttributeCatalog.TryResolve(name, policy.ExtensionAliases, out var attribute, out var error) || !IsRequestable(attribute.Kind))
             {
                 return new PolicyDecision(false, null, Detail: $"the request asks for '{name}', which cannot be enrolled for{(error is null ? "" : ": " + error)}");

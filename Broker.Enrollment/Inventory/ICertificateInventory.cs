@@ -44,7 +44,7 @@ public sealed record CertificateQuery(
 public interface ICertificateInventory
 {
     /// <summary>Records an issued certificate; when it replaces <paramref name="supersedes"/>, that one becomes superseded.</summary>
-    void RecordIssued(X509Certificate2 certificate, string via, string? supersedes);
+    void RecordIssued(X509Certificate2 certificate, string via, X509Certificate2? supersedes);
 
     /// <summary>Records that <paramref name="certificate"/> connected as <paramref name="clientId"/> (written in batches).</summary>
     void RecordSeen(X509Certificate2 certificate, string clientId);

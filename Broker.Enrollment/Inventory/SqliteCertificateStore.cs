@@ -65,7 +65,7 @@ public sealed class SqliteCertificateStore : ICertificateInventory, IEnrollmentT
 
     public string Path { get; }
 
-    public void RecordIssued(X509Certificate2 certificate, string via, string? supersedes)
+    public void RecordIssued(X509Certificate2 certificate, string via, X509Certificate2? supersedes)
     {
         var now = Text(_time.GetUtcNow());
         lock (_lock)
@@ -84,17 +84,22 @@ public sealed class SqliteCertificateStore : ICertificateInventory, IEnrollmentT
             }
             if (supersedes is not null)
             {
-                using var update = Command("UPDATE certificates SET status = 'superseded', superseded_by = $by, superseded_at = $now WHERE serial = $serial AND status = 'active'", transaction);
+                // The old certificate may not be known yet (issued elsewhere, never seen): add it as superseded.
+                using var update = Command("""
+                    INSERT INTO certificates (serial, subject, cn, o, ou, issuer, not_before, not_after, status, superseded_by, superseded_at)
+                    VALUES ($serial, $subject, $cn, $o, $ou, $issuer, $nb, $na, 'superseded', $by, $now)
+                    ON CONFLICT(serial) DO UPDATE SET status = 'superseded', superseded_by = $by, superseded_at = $now WHERE status = 'active'
+                    """, transaction);
+                AddCertificate(update, supersedes);
                 update.Parameters.AddWithValue("$by", certificate.SerialNumber);
                 update.Parameters.AddWithValue("$now", now);
-                update.Parameters.AddWithValue("$serial", supersedes);
                 update.ExecuteNonQuery();
             }
             transaction.Commit();
         }
         if (supersedes is not null)
         {
-            _inactive[supersedes] = (CertificateStatus.Superseded, _time.GetUtcNow(), certificate.SerialNumber);
+            _inactive[supersedes.SerialNumber] = (CertificateStatus.Superseded, _time.GetUtcNow(), certificate.SerialNumber);
         }
     }
 

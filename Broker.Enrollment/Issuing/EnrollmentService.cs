@@ -197,7 +197,7 @@ public sealed class EnrollmentService(
             limiter.Acquire(current.GetNameInfo(X509NameType.SimpleName, false));
             // Copied from the current certificate, not from the CSR, so the policy keeps matching exactly.
             var deviceType = current.Extensions[DeviceTypeExtension.Oid];
-            var issued = Issue(method, requester, current.SubjectName, csr, sanExtension, deviceType, current.SerialNumber);
+            var issued = Issue(method, requester, current.SubjectName, csr, sanExtension, deviceType, current);
             return issued;
         }
         catch (EnrollmentException ex)
@@ -220,7 +220,7 @@ public sealed class EnrollmentService(
         }
     }
 
-    private X509Certificate2 Issue(string method, string requester, X500DistinguishedName subject, CertificateSigningRequest csr, X509Extension? san, X509Extension? deviceType, string? supersedes)
+    private X509Certificate2 Issue(string method, string requester, X500DistinguishedName subject, CertificateSigningRequest csr, X509Extension? san, X509Extension? deviceType, X509Certificate2? supersedes)
     {
         var certificate = ca.Issue(subject, csr.Request.PublicKey, san, deviceType);
         inventory.RecordIssued(certificate, method, supersedes);

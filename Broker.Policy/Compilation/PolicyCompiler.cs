@@ -32,6 +32,13 @@ internal static partial class PolicyCompiler
         var documents = new List<(PolicySource Source, YamlMappingNode Root)>();
         foreach (var source in sources)
         {
+            if (!YamlText.IsPrintable(source.Text, out int badLine, out int badColumn, out int codePoint))
+            {
+                errors.Add(new PolicyError(source.Path, badLine, badColumn,
+                    $"invalid YAML: character U+{codePoint:X4} is not allowed in a YAML file (a binary or wrongly encoded file?)"));
+                continue;
+            }
+
             var stream = new YamlStream();
             var parser = new Parser(new StringReader(source.Text));
             try
@@ -48,6 +55,14 @@ internal static partial class PolicyCompiler
                 // YamlDotNet's scanner fails this way on some malformed flow collections; report where parsing stopped.
                 var mark = parser.Current?.End ?? Mark.Empty;
                 errors.Add(new PolicyError(source.Path, (int)mark.Line, (int)mark.Column, "invalid YAML: malformed content after this point (an unclosed '[' or '{'?)"));
+                continue;
+            }
+            catch (ArgumentException)
+            {
+                // YamlDotNet's loader fails this way on an event it does not expect where a node should start, e.g. a
+                // mapping entry with an empty key under another key (" : x", found by fuzzing, docs/fuzzing.md).
+                var mark = parser.Current?.Start ?? Mark.Empty;
+                errors.Add(new PolicyError(source.Path, (int)mark.Line, (int)mark.Column, "invalid YAML: a node was expected here (a key without a name, or a stray ':'?)"));
                 continue;
             }
 

@@ -108,7 +108,11 @@ public sealed class EstBroker : EndToEndBroker
 
     /// <summary>openssl's view of a certs-only response body in out.txt: writes the leaf to <paramref name="pem"/> and prints subjects.</summary>
     public static async Task<ClientResult> PrintCertsAsync(string work, string pem) =>
-        await ShellAsync(work, $"base64 -d out.txt | openssl pkcs7 -inform DER -print_certs -out {pem} && openssl x509 -in {pem} -noout -subject -issuer -serial -ext subjectAltName,1.3.6.1.4.1.59999.1.1,extendedKeyUsage");
+        await ShellAsync(work, $"base64 -d out.txt | openssl pkcs7 -inform DER -print_certs -out {pem} && {DescribeCommand(pem)}");
+
+    /// <summary>openssl printing subject (/C=../CN=..), issuer, serial, SAN, EKU and the device-type extension.</summary>
+    public static string DescribeCommand(string pem) =>
+        $"openssl x509 -in '{pem}' -noout -nameopt compat -subject -issuer -serial -ext subjectAltName,extendedKeyUsage && openssl x509 -in '{pem}' -noout -text | grep -A1 '1.3.6.1.4.1.59999.1.1'";
 
     private void WriteExpired(DevelopmentPki pki)
     {

@@ -29,7 +29,7 @@ public sealed class EstRenewalTests(EstBroker est)
         status.Should().Be(200, body);
         type.Should().Be("application/pkcs7-mime; smime-type=certs-only");
         var printed = await EstBroker.PrintCertsAsync(work, "renewed.crt");
-        var old = await EstBroker.ShellAsync(work, $"openssl x509 -in '{device.Certificate}' -noout -subject -issuer -serial -ext subjectAltName,1.3.6.1.4.1.59999.1.1,extendedKeyUsage");
+        var old = await EstBroker.ShellAsync(work, EstBroker.DescribeCommand(device.Certificate));
         var renewedText = printed.Output.Where(l => !l.StartsWith("serial=", StringComparison.Ordinal)).ToArray();
         renewedText.Should().Equal(old.Output.Where(l => !l.StartsWith("serial=", StringComparison.Ordinal)), "subject, SAN, device type and EKU are copied");
         printed.Output.Single(l => l.StartsWith("serial=", StringComparison.Ordinal)).Should().NotBe(old.Output.Single(l => l.StartsWith("serial=", StringComparison.Ordinal)));
@@ -39,7 +39,8 @@ public sealed class EstRenewalTests(EstBroker est)
         var after = await ProbeAsync(renewed, "sensor-101");
         ((int?)after["connack"]).Should().Be(0);
         after["suback"]!.AsArray().Select(c => (int)c!).Should().Equal(before["suback"]!.AsArray().Select(c => (int)c!)).And.Equal(1, NotAuthorizedV5);
-        after["acks"]!.AsArray().Select(a => (int?)a).Should().Equal(before["acks"]!.AsArray().Select(a => (int?)a)).And.Equal(0, NotAuthorizedV5);
+        after["acks"]!.AsArray().Select(a => (int?)a).Should().Equal(before["acks"]!.AsArray().Select(a => (int?)a));
+        ((int?)after["acks"]![1]).Should().Be(NotAuthorizedV5);
 
         var inventory = await EstBroker.ShellAsync(work, $"curl -sS '{est.Broker.HttpBaseUrl}api/certificates?cn=sensor-101'");
         var rows = JsonNode.Parse(string.Join("", inventory.Output))!.AsArray();
@@ -121,7 +122,7 @@ public sealed class EstRenewalTests(EstBroker est)
         ((string?)reply["userProperties"]!["status"]).Should().Be("issued", reply.ToJsonString());
         ((string?)reply["contentType"]).Should().Be("application/pem-certificate-chain");
         await File.WriteAllTextAsync(Path.Combine(work, "renewed.crt"), (string?)reply["payload"]);
-        var subject = await EstBroker.ShellAsync(work, "openssl x509 -in renewed.crt -noout -subject");
+        var subject = await EstBroker.ShellAsync(work, "openssl x509 -in renewed.crt -noout -nameopt compat -subject");
         string.Join("", subject.Output).Should().Contain("CN=sensor-104");
         var published = await est.MosquittoPubAsync(new DeviceFiles(Path.Combine(work, "renewed.crt"), Path.Combine(work, "dev.key")), "5", "sensor-104",
             ["-t", "devices/sensor-104/telemetry", "-q", "1", "-m", "23.0"]);
