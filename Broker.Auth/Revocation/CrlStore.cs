@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Logging;
 
@@ -40,7 +41,8 @@ internal sealed class CrlStore : IDisposable
     private readonly List<Source> _files = [];
     private readonly ConcurrentDictionary<string, Task> _inFlight = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, X509Certificate2> _knownIssuers = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<(ParsedCrl, string), byte> _reported = new();
+    // Per CRL object, what was already logged about it (collected with the CRL, so refreshes do not accumulate).
+    private readonly ConditionalWeakTable<ParsedCrl, ConcurrentDictionary<string, byte>> _reported = new();
     private readonly List<FileSystemWatcher> _watchers = [];
     private readonly SemaphoreSlim _wake = new(0);
     private int _filesDirty;
@@ -192,7 +194,7 @@ internal sealed class CrlStore : IDisposable
             return CrlVerdict.Of(CrlVerdictKind.NoSource, $"the CRL of '{issuer.Subject}' is not valid yet (thisUpdate in the future)");
         }
 
-        List<Uri> refetch = _options.FetchDistributionPoints ? [.. info.CrlDistributionPoints] : [];
+        List<Uri> refetch = _options.FetchDistributionPoints ? DueForRetry(info.CrlDistributionPoints, now) : [];
         if (_options.StaleCrlPolicy == StaleCrlPolicy.FailOpen)
         {
             ReportStale(s.Crl, s.Source, "past the grace period, still used (fail-open)");
@@ -204,15 +206,33 @@ internal sealed class CrlStore : IDisposable
             $"the CRL of '{issuer.Subject}' from {s.Source} expired {s.Crl.NextUpdate:O} (past grace, fail-closed)", refetch);
     }
 
+    /// <summary>The distribution points among <paramref name="urls"/> not downloaded (successfully or not) within the
+    /// last <see cref="RevocationOptions.CrlRetryInterval"/>: a stale verdict must not turn every check into a download.</summary>
+    private List<Uri> DueForRetry(IReadOnlyList<Uri> urls, DateTimeOffset now)
+    {
+        List<Uri> due = [];
+        foreach (Uri url in urls)
+        {
+            if (!_distributionPoints.TryGetValue(url.AbsoluteUri, out Source? source) || source.MayFetch(now, _options.CrlRetryInterval))
+            {
+                due.Add(url);
+            }
+        }
+
+        return due;
+    }
+
     /// <summary>Fetches the given distribution points now (a cold fetch), waiting at most the CRL timeout.
-    /// Concurrent callers share one download per URL.</summary>
+    /// Concurrent callers share one download per URL; a point downloaded within <see cref="RevocationOptions.CrlRetryInterval"/>
+    /// is not downloaded again (the background refresh owns its schedule).</summary>
     public async Task FetchAsync(IReadOnlyList<Uri> urls, X509Certificate2 issuer, CancellationToken cancellationToken)
     {
+        DateTimeOffset now = _time.GetUtcNow();
         Task[] tasks = new Task[urls.Count];
         for (int i = 0; i < urls.Count; i++)
         {
             Source source = _distributionPoints.GetOrAdd(urls[i].AbsoluteUri, static (key, iss) => new Source(key, new Uri(key), iss), issuer);
-            tasks[i] = StartFetch(source);
+            tasks[i] = source.MayFetch(now, _options.CrlRetryInterval) ? StartFetch(source) : InFlightOrDone(source);
         }
 
         _wake.Release();
@@ -321,6 +341,9 @@ internal sealed class CrlStore : IDisposable
         }
     }
 
+    private Task InFlightOrDone(Source source) =>
+        _inFlight.TryGetValue(source.Name, out Task? running) ? running : Task.CompletedTask;
+
     private async Task RunFetchAsync(Source source, TaskCompletionSource done)
     {
         try
@@ -369,6 +392,7 @@ internal sealed class CrlStore : IDisposable
         }
 
         DateTimeOffset now = _time.GetUtcNow();
+        source.LastAttempt = now;
         if (data is null)
         {
             _metrics.CrlFetch(source.Name, success: false);
@@ -425,6 +449,29 @@ internal sealed class CrlStore : IDisposable
             {
                 error = "nextUpdate is before thisUpdate";
             }
+            else if (source.Current is { } same && IsSameNumber(crl, same))
+            {
+                // A re-signed copy of the CRL already held (same issuer, same cRLNumber): nothing new to load, and
+                // nothing for the monitor to re-check. A later thisUpdate is still taken, quietly, for its freshness.
+                if (crl.ThisUpdate > same.ThisUpdate)
+                {
+                    source.Current = crl;
+                }
+
+                source.LastSuccess = now;
+                source.LastError = null;
+                if (source.Url is not null)
+                {
+                    source.NextRefresh = NextRefresh(source.Current!, now);
+                }
+
+                if (!SameEntries(crl, same))
+                {
+                    Changed?.Invoke(source.Name);
+                }
+
+                return;
+            }
             else if (source.Current is { } current && IsOlder(crl, current))
             {
                 RevocationLog.CrlOlder(_logger, crl.Issuer.Name, source.Name, crl.Number?.ToString() ?? "-", current.Number?.ToString() ?? current.ThisUpdate.ToString("O"));
@@ -458,8 +505,19 @@ internal sealed class CrlStore : IDisposable
         }
 
         RevocationLog.CrlLoaded(_logger, source.Name, crl.Issuer.Name, crl.Number?.ToString() ?? "-", crl.ThisUpdate, crl.NextUpdate, crl.RevokedCount);
-        Changed?.Invoke(source.Name);
+        if (source.Previous is not { } previous || !SameEntries(crl, previous))
+        {
+            // Only a change of the revoked entries can change a connected client's verdict.
+            Changed?.Invoke(source.Name);
+        }
     }
+
+    private static bool IsSameNumber(ParsedCrl candidate, ParsedCrl current) =>
+        candidate.Number is { } a && current.Number is { } b && a == b
+        && candidate.Issuer.RawData.AsSpan().SequenceEqual(current.Issuer.RawData);
+
+    private static bool SameEntries(ParsedCrl a, ParsedCrl b) =>
+        a.RevokedCount == b.RevokedCount && a.RevokedSerials.All(serial => b.TryGetRevoked(serial, out _));
 
     private static bool IsOlder(ParsedCrl candidate, ParsedCrl current)
     {
@@ -511,7 +569,7 @@ internal sealed class CrlStore : IDisposable
             return true;
         }
 
-        if (_reported.TryAdd((crl, "sig"), 0))
+        if (FirstReport(crl, "sig"))
         {
             _metrics.CrlRejected();
             RevocationLog.CrlInvalid(_logger, source, error ?? "bad signature", "not used");
@@ -522,11 +580,14 @@ internal sealed class CrlStore : IDisposable
 
     private void ReportStale(ParsedCrl crl, string source, string action)
     {
-        if (_reported.TryAdd((crl, action), 0))
+        if (FirstReport(crl, action))
         {
             RevocationLog.CrlStale(_logger, crl.Issuer.Name, source, crl.NextUpdate, action);
         }
     }
+
+    private bool FirstReport(ParsedCrl crl, string what) =>
+        _reported.GetOrCreateValue(crl).TryAdd(what, 0);
 
     private string RememberIssuer(X509Certificate2 issuer)
     {
@@ -584,6 +645,12 @@ internal sealed class CrlStore : IDisposable
         public DateTimeOffset? LastSuccess { get; set; }
 
         public DateTimeOffset? LastFailure { get; set; }
+
+        /// <summary>When the last download finished, whatever its outcome (distribution points only).</summary>
+        public DateTimeOffset? LastAttempt { get; set; }
+
+        public bool MayFetch(DateTimeOffset now, TimeSpan retryInterval) =>
+            LastAttempt is not { } last || now - last >= retryInterval || now < last;
 
         public string? LastError { get; set; }
 

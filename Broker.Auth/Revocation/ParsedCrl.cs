@@ -52,6 +52,8 @@ internal sealed class ParsedCrl
 
     public bool IssuedBy(X509Certificate2 issuer) => Issuer.RawData.AsSpan().SequenceEqual(issuer.SubjectName.RawData);
 
+    public IEnumerable<string> RevokedSerials => _revoked.Keys;
+
     public bool TryGetRevoked(string serialHex, out CrlEntry entry) => _revoked.TryGetValue(serialHex, out entry);
 
     /// <summary>
