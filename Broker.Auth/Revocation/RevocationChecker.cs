@@ -216,6 +216,7 @@ internal sealed class RevocationChecker : IRevocationChecker
         CrlVerdictKind.Revoked => new MethodResult(Outcome.Revoked, "CRL: " + verdict.Detail),
         CrlVerdictKind.StaleRefuse => new MethodResult(Outcome.Unavailable, "CRL: " + verdict.Detail, ForceRefuse: true,
             NeedsNetwork: verdict.FetchUrls.Count > 0, FetchUrls: verdict.FetchUrls),
+        CrlVerdictKind.RefreshDue => new MethodResult(Outcome.Unavailable, "CRL: " + verdict.Detail, NeedsNetwork: true, FetchUrls: verdict.FetchUrls),
         CrlVerdictKind.Missing => new MethodResult(Outcome.Unavailable, "CRL: " + verdict.Detail, NeedsNetwork: true, FetchUrls: verdict.FetchUrls),
         _ => new MethodResult(Outcome.Unavailable, "CRL: " + verdict.Detail),
     };
