@@ -71,9 +71,11 @@ internal static class BouncyCastleInterop
     public static System.Numerics.BigInteger ToNumerics(Org.BouncyCastle.Math.BigInteger value) =>
         new(value.ToByteArray(), isUnsigned: false, isBigEndian: true);
 
-    /// <summary>What BouncyCastle throws for bytes that do not decode as the expected structure.</summary>
+    /// <summary>What BouncyCastle throws for bytes that do not decode as the expected structure. Its message
+    /// classes decode lazily, and some dereference a field a malformed message lacks: for input that went through
+    /// them, a NullReferenceException is a malformed message too (found by mutating real messages).</summary>
     public static bool IsDecodeFailure(Exception ex) =>
-        ex is IOException or ArgumentException or InvalidCastException or InvalidOperationException or FormatException
+        ex is IOException or NullReferenceException or ArgumentException or InvalidCastException or InvalidOperationException or FormatException
             or IndexOutOfRangeException or OverflowException or Org.BouncyCastle.Security.GeneralSecurityException
             or Org.BouncyCastle.Security.Certificates.CrlException or Org.BouncyCastle.Ocsp.OcspException
             or Org.BouncyCastle.Asn1.Asn1ParsingException or CryptoException;
