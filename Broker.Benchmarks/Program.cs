@@ -6,6 +6,14 @@ namespace OmniBroker.Benchmarks;
 //   dotnet run -c Release --project Broker.Benchmarks -- --filter '*Handshake*'
 internal static class BenchmarkProgram
 {
-    public static void Main(string[] args) =>
+    public static void Main(string[] args)
+    {
+        if (args is ["est-burst", .. var rest])
+        {
+            // A load tool, not a BenchmarkDotNet benchmark: one burst of EST enrollments (docs/benchmarks.md).
+            Environment.ExitCode = EstEnrollmentBurst.RunAsync(rest).GetAwaiter().GetResult();
+            return;
+        }
         BenchmarkSwitcher.FromAssembly(typeof(BenchmarkProgram).Assembly).Run(args);
+    }
 }

@@ -13,7 +13,7 @@ namespace OmniBroker.Mqtt.Engine;
 /// One instance per host (registered by <see cref="MqttBrokerServiceCollectionExtensions.AddMqttBroker"/>);
 /// connections reach it through <see cref="MqttConnectionHandler"/>.
 /// </summary>
-public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
+public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
 {
     [ThreadStatic]
     private static List<Subscription>? t_matches;
@@ -34,8 +34,10 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
     private long _messagesSent;
     private long _messagesDropped;
     private int _disposed;
+    private readonly MqttMetrics? _ownedMetrics;
 
-    public MqttBroker(MqttBrokerOptions options, IMqttAuthorizer? authorizer = null, ILoggerFactory? loggerFactory = null, TimeProvider? timeProvider = null)
+    public MqttBroker(MqttBrokerOptions options, IMqttAuthorizer? authorizer = null, ILoggerFactory? loggerFactory = null, TimeProvider? timeProvider = null,
+        MqttMetrics? metrics = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
@@ -43,6 +45,9 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
         Authorizer = authorizer ?? AllowAllAuthorizer.Instance;
         Logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("OmniBroker.Mqtt.Engine");
         TimeProvider = timeProvider ?? TimeProvider.System;
+        _ownedMetrics = metrics is null ? new MqttMetrics() : null;
+        Metrics = metrics ?? _ownedMetrics!;
+        Metrics.Observe(this);
         Authorizer.PolicyChanged += OnPolicyChanged;
         _maintenance = TimeProvider.CreateTimer(static state => ((MqttBroker)state!).RunMaintenance(), this,
             TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
@@ -70,7 +75,13 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
     /// <summary>Messages dropped for any reason (queue full, expired, too large, denied, session ended).</summary>
     public long MessagesDropped => Interlocked.Read(ref _messagesDropped);
 
+    /// <summary>The engine's instruments (connections, messages, drops, authorization decisions).</summary>
+    public MqttMetrics Metrics { get; }
+
     internal IMqttAuthorizer Authorizer { get; }
+
+    /// <summary>Serves PUBLISH on reserved <c>$</c> topics (certificate renewal); null: they are routed like any topic.</summary>
+    public IReservedTopicHandler? ReservedTopicHandler { get; set; }
     internal ILogger Logger { get; }
     internal TimeProvider TimeProvider { get; }
     internal SubscriptionIndex Subscriptions => _subscriptions;
@@ -160,6 +171,7 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
             await StopAsync(cts.Token).ConfigureAwait(false);
         }
         await _maintenance.DisposeAsync().ConfigureAwait(false);
+        _ownedMetrics?.Dispose();
     }
 
     // ------------------------------------------------------------------ connections
@@ -411,7 +423,7 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
             }
             if (session.Grants is { } grants && !grants.CanReceive(message.Topic))
             {
-                BrokerMetrics.AuthorizationDecision(BrokerMetrics.Actions.Receive, false);
+                Metrics.AuthorizationDecision(MqttMetrics.Actions.Receive, false);
                 continue;
             }
             var outcome = session.Enqueue(message, TopicFilters.Min(message.Qos, subscription.Options.MaximumQos), retain: true, ids).Outcome;
@@ -425,7 +437,7 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
         if (dropped > 0)
         {
             Logger.RetainedDropped(session.ClientId, dropped, subscription.Filter, session.MaxQueuedMessages);
-            BrokerMetrics.MessageDropped(BrokerMetrics.DropReasons.QueueFull, dropped);
+            Metrics.MessageDropped(MqttMetrics.DropReasons.QueueFull, dropped);
             CountDropped(dropped);
         }
     }
@@ -568,7 +580,7 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
         if (session.Grants is { } grants)
         {
             var allowed = grants.CanReceive(message.Topic);
-            BrokerMetrics.AuthorizationDecision(BrokerMetrics.Actions.Receive, allowed);
+            Metrics.AuthorizationDecision(MqttMetrics.Actions.Receive, allowed);
             if (!allowed)
             {
                 return false;
@@ -580,12 +592,12 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
         {
             case EnqueueOutcome.DroppedOldest:
                 Logger.DroppedOldestQos0(session.ClientId, session.MaxQueuedMessages, result.Dropped!.Topic);
-                BrokerMetrics.MessageDropped(BrokerMetrics.DropReasons.QueueFull);
+                Metrics.MessageDropped(MqttMetrics.DropReasons.QueueFull);
                 CountDropped();
                 return true;
             case EnqueueOutcome.DroppedNew:
                 Logger.DroppedNew(session.ClientId, session.MaxQueuedMessages, qos, message.Topic);
-                BrokerMetrics.MessageDropped(BrokerMetrics.DropReasons.QueueFull);
+                Metrics.MessageDropped(MqttMetrics.DropReasons.QueueFull);
                 CountDropped();
                 return false;
             case EnqueueOutcome.SessionEnded:
@@ -607,7 +619,7 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
         {
             // The will is an application message of its client: it needs the client's right to publish.
             var allowed = will.Grants.CanPublish(will.Topic, will.Qos, will.Retain);
-            BrokerMetrics.AuthorizationDecision(BrokerMetrics.Actions.Publish, allowed);
+            Metrics.AuthorizationDecision(MqttMetrics.Actions.Publish, allowed);
             if (!allowed)
             {
                 Logger.WillDenied(will.ClientId, will.Topic);
@@ -651,7 +663,7 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
         if (lost.Qos12 + lost.Qos0 > 0)
         {
             Logger.SessionEndedWithMessages(session.ClientId, lost.Qos12, lost.Qos0);
-            BrokerMetrics.MessageDropped("session_ended", lost.Qos12 + lost.Qos0);
+            Metrics.MessageDropped(MqttMetrics.DropReasons.SessionEnded, lost.Qos12 + lost.Qos0);
             CountDropped(lost.Qos12 + lost.Qos0);
         }
     }
