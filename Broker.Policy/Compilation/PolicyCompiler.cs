@@ -57,6 +57,14 @@ internal static partial class PolicyCompiler
                 errors.Add(new PolicyError(source.Path, (int)mark.Line, (int)mark.Column, "invalid YAML: malformed content after this point (an unclosed '[' or '{'?)"));
                 continue;
             }
+            catch (ArgumentException)
+            {
+                // YamlDotNet's loader fails this way on an event it does not expect where a node should start, e.g. a
+                // mapping entry with an empty key under another key (" : x", found by fuzzing, docs/fuzzing.md).
+                var mark = parser.Current?.Start ?? Mark.Empty;
+                errors.Add(new PolicyError(source.Path, (int)mark.Line, (int)mark.Column, "invalid YAML: a node was expected here (a key without a name, or a stray ':'?)"));
+                continue;
+            }
 
             foreach (var document in stream.Documents)
             {

@@ -21,6 +21,26 @@ public class PolicyFuzzRegressionTests
             e.Line == 2 && e.Column == 14 && e.Message.Contains("U+0000"));
     }
 
+    [Fact]
+    public void Compile_EmptyKeyUnderAKey_ReportsAnErrorInsteadOfThrowing()
+    {
+        // Found by the smoke run: " : value" indented under "rules:" made YamlDotNet's loader throw ArgumentException.
+        byte[] crash = File.ReadAllBytes(Path.Combine(FuzzSmoke.CorpusDirectory("policy"), "crash-empty-key-under-key.yaml"));
+
+        var errors = TestPolicy.Errors(System.Text.Encoding.UTF8.GetString(crash));
+
+        errors.Should().NotBeEmpty();
+        errors.Should().OnlyContain(e => e.Line > 0 && e.Message.StartsWith("invalid YAML"));
+    }
+
+    [Theory]
+    [InlineData("rules:\n : x\n")]
+    [InlineData("version: 1\nrules:\n : 1.3.6.1\n\nrules: []\n")]
+    public void Compile_StrayColonUnderAKey_ReportsAnErrorInsteadOfThrowing(string yaml)
+    {
+        TestPolicy.Errors(yaml).Should().NotBeEmpty();
+    }
+
     [Theory]
     [InlineData("rules: []\u0001\n", 1, 10, "U+0001")]
     [InlineData("rules:\n  - id: a\u001B[0m\n", 2, 10, "U+001B")]
