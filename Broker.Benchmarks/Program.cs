@@ -6,6 +6,15 @@ namespace OmniBroker.Benchmarks;
 //   dotnet run -c Release --project Broker.Benchmarks -- --filter '*Handshake*'
 internal static class BenchmarkProgram
 {
-    public static void Main(string[] args) =>
+    public static int Main(string[] args)
+    {
+        // The MQTTnet server baseline runs as its own process, started by BrokerFixture.
+        if (args.Length > 0 && args[0] == Support.MqttNetServerHost.Command)
+        {
+            return Support.MqttNetServerHost.RunAsync(args).GetAwaiter().GetResult();
+        }
+
         BenchmarkSwitcher.FromAssembly(typeof(BenchmarkProgram).Assembly).Run(args);
+        return 0;
+    }
 }
