@@ -8,6 +8,12 @@ internal static class BenchmarkProgram
 {
     public static int Main(string[] args)
     {
+        if (args is ["est-burst", .. var rest])
+        {
+            // A load tool, not a BenchmarkDotNet benchmark: one burst of EST enrollments (docs/benchmarks.md).
+            return EstEnrollmentBurst.RunAsync(rest).GetAwaiter().GetResult();
+        }
+
         // The MQTTnet server baseline runs as its own process, started by BrokerFixture.
         if (args.Length > 0 && args[0] == Support.MqttNetServerHost.Command)
         {

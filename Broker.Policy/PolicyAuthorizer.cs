@@ -85,7 +85,7 @@ public sealed class PolicyAuthorizer : IMqttAuthorizer
     /// For connect, pass the client id when rules bind it.</summary>
     public bool IsAllowed(X509Certificate2? certificate, PolicyAction action, string? clientId = null)
     {
-        if (action is not (PolicyAction.Admin or PolicyAction.Connect))
+        if (action is not (PolicyAction.Admin or PolicyAction.Connect or PolicyAction.Renew))
         {
             throw new ArgumentException($"'{action.Name()}' needs a topic: use Explain", nameof(action));
         }
@@ -99,6 +99,11 @@ public sealed class PolicyAuthorizer : IMqttAuthorizer
         PolicyActionNames.TryParse(action, out var parsed)
             ? IsAllowed(certificate, parsed)
             : throw new ArgumentException($"unknown action '{action}'", nameof(action));
+
+    /// <summary>May the holder of the bootstrap certificate enroll for <paramref name="requested"/> (action enroll)?
+    /// Deny wins; an allow rule must constrain every attribute the request asks for.</summary>
+    public PolicyDecision AuthorizeEnroll(X509Certificate2 bootstrap, EnrollmentSubject requested) =>
+        EnrollmentSubject.Decide(Current, bootstrap, requested);
 
     /// <summary>The decision for any action, with the rule that decided (for the CLI and the admin API).</summary>
     public PolicyDecision Explain(PolicyQuery query) => PolicyEvaluator.Explain(Current, query);

@@ -32,7 +32,11 @@ public static class AdminEndpoints
         var configuration = services.GetService<IConfiguration>();
         var urls = configuration?[AdminOptions.HttpUrlKey] ?? AdminOptions.DefaultHttpUrl;
         var requireCertificate = configuration?.GetValue<bool?>(AdminOptions.RequireClientCertificateKey) ?? false;
-        var options = new AdminOptions { LoopbackOnly = !requireCertificate && AdminOptions.IsLoopbackBinding(urls) };
+        var options = new AdminOptions
+        {
+            LoopbackOnly = !requireCertificate && AdminOptions.IsLoopbackBinding(urls),
+            AllowedHosts = AdminOptions.ReadAllowedHosts(configuration),
+        };
         configure?.Invoke(options);
 
         var logger = services.GetService<ILoggerFactory>()?.CreateLogger("OmniBroker.Host.Admin") ?? NullLogger.Instance;
@@ -162,6 +166,15 @@ internal sealed class AdminAccessFilter(AdminOptions options, IAdminAuthorizer? 
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
         var http = context.HttpContext;
+        if (options.LoopbackOnly && !options.IsAllowedHost(http.Request.Host.Host))
+        {
+            // DNS rebinding: a browser page that resolved its own name to 127.0.0.1. 421: not this server's name.
+            metrics?.Decision(allowed: false);
+            AdminLog.RequestRefused(logger, http.Request.Method, http.Request.Path, http.Connection.RemoteIpAddress,
+                $"Host '{http.Request.Host.Host}' is neither a loopback name nor in {AdminOptions.AllowedHostsKey}");
+            return Results.Problem(statusCode: StatusCodes.Status421MisdirectedRequest, title: "Misdirected request",
+                detail: $"this admin API answers only loopback host names and those in {AdminOptions.AllowedHostsKey}");
+        }
         var refusal = await CheckAsync(http);
         metrics?.Decision(allowed: refusal is null);
         if (refusal is not null)

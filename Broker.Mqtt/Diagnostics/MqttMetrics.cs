@@ -141,6 +141,7 @@ public sealed class MqttMetrics : IPrimedMetrics, IDisposable
     /// <inheritdoc/>
     public void PrimeSeries()
     {
+        LimitMetrics.Prime();
         foreach (var tag in new[] { s_protocol311, s_protocol500 })
         {
             _connections.Add(0, tag);

@@ -79,6 +79,9 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
     public MqttMetrics Metrics { get; }
 
     internal IMqttAuthorizer Authorizer { get; }
+
+    /// <summary>Serves PUBLISH on reserved <c>$</c> topics (certificate renewal); null: they are routed like any topic.</summary>
+    public IReservedTopicHandler? ReservedTopicHandler { get; set; }
     internal ILogger Logger { get; }
     internal TimeProvider TimeProvider { get; }
     internal SubscriptionIndex Subscriptions => _subscriptions;

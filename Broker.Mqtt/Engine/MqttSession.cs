@@ -166,7 +166,7 @@ internal sealed class MqttSession
                     drops.Expired++;
                     continue;
                 }
-                if (!grants.CanReceive(item.Message.Topic))
+                if (!item.Message.IsDirectReply && !grants.CanReceive(item.Message.Topic))
                 {
                     drops.Denied++;
                     continue;
