@@ -62,6 +62,15 @@ public static class BrokerMetrics
     private static readonly Counter<long> s_messagesDropped =
         Meter.CreateCounter<long>("omnibroker.messages.dropped", "{message}", "Messages dropped by the broker, by reason.");
 
+    // omnibroker_publishers_held_back_seconds_total
+    private static readonly Counter<double> s_publishersHeldBack =
+        Meter.CreateCounter<double>("omnibroker.publishers.held_back", "s",
+            "Time publishers spent held back (not read, acknowledgement withheld) waiting for room in a subscriber's queue.");
+
+    // omnibroker_slow_subscribers_total{policy}
+    private static readonly Counter<long> s_slowSubscribers =
+        Meter.CreateCounter<long>("omnibroker.slow_subscribers", "{event}", "Subscribers declared slow after their queue stayed full, by policy applied.");
+
     // omnibroker_ocsp_requests_total{result}
     private static readonly Counter<long> s_ocspRequests =
         Meter.CreateCounter<long>("omnibroker.ocsp.requests", "{request}", "OCSP requests sent to responders, by result.");
@@ -93,6 +102,11 @@ public static class BrokerMetrics
         // omnibroker_sessions, omnibroker_subscriptions, omnibroker_retained_messages
         Meter.CreateObservableGauge("omnibroker.sessions", static () => SumState(static s => s.SessionCount), "{session}", "Sessions held by the broker (connected and persistent).");
         Meter.CreateObservableGauge("omnibroker.subscriptions", static () => SumState(static s => s.SubscriptionCount), "{subscription}", "Subscriptions held by the broker.");
+        // omnibroker_queue_messages, omnibroker_queue_bytes
+        Meter.CreateObservableGauge("omnibroker.queue.messages", static () => SumState(static s => s.QueuedMessageCount), "{message}",
+            "Messages queued for subscribers (beyond the inflight windows), all sessions together.");
+        Meter.CreateObservableGauge("omnibroker.queue.bytes", static () => SumState(static s => s.QueuedBytes), "By",
+            "Bytes queued for subscribers, all sessions together (bounded by MaxQueuedBytesTotal).");
         Meter.CreateObservableGauge("omnibroker.retained.messages", static () => SumState(static s => s.RetainedMessageCount), "{message}", "Retained messages stored.");
 
         // omnibroker_policy_version, omnibroker_policy_last_reload_success
@@ -124,6 +138,10 @@ public static class BrokerMetrics
         public const string TooLarge = "too_large";
         /// <summary>Queued messages lost because their session ended (expired, taken over with clean start, revoked).</summary>
         public const string SessionEnded = "session_ended";
+        /// <summary>QoS 0 messages of a subscriber declared slow under the DropQos0 policy.</summary>
+        public const string SlowSubscriber = "slow_subscriber";
+        /// <summary>QoS 1/2 messages an offline or slow session could not absorb (5.0 publishers got PUBACK 0x97).</summary>
+        public const string Overflow = "overflow";
     }
 
     /// <summary>Values of the <c>action</c> label of authorization decisions.</summary>
@@ -185,7 +203,8 @@ public static class BrokerMetrics
     private static readonly KeyValuePair<string, object?> s_resultDeny = Tag("result", "deny");
 
     private static readonly Dictionary<string, KeyValuePair<string, object?>> s_dropTags =
-        new[] { DropReasons.QueueFull, DropReasons.Expired, DropReasons.Denied, DropReasons.TooLarge, DropReasons.SessionEnded, "other" }
+        new[] { DropReasons.QueueFull, DropReasons.Expired, DropReasons.Denied, DropReasons.TooLarge, DropReasons.SessionEnded,
+            DropReasons.SlowSubscriber, DropReasons.Overflow, "other" }
             .ToDictionary(static r => r, static r => Tag("reason", r), StringComparer.Ordinal);
 
     private static readonly Dictionary<string, KeyValuePair<string, object?>> s_ocspTags =
@@ -195,6 +214,9 @@ public static class BrokerMetrics
             OcspResults.HttpError, OcspResults.InvalidResponse, OcspResults.Error,
         }
             .ToDictionary(static r => r, static r => Tag("result", r), StringComparer.Ordinal);
+
+    private static readonly KeyValuePair<string, object?> s_policyDisconnect = Tag("policy", "disconnect");
+    private static readonly KeyValuePair<string, object?> s_policyDropQos0 = Tag("policy", "drop_qos0");
 
     private static readonly KeyValuePair<string, object?> s_cacheCrl = Tag("cache", RevocationCaches.Crl);
     private static readonly KeyValuePair<string, object?> s_cacheOcsp = Tag("cache", RevocationCaches.Ocsp);
@@ -297,6 +319,13 @@ public static class BrokerMetrics
         s_messagesDropped.Add(count, tag);
     }
 
+    /// <summary>A publisher was held back for <paramref name="seconds"/> waiting for room in subscribers' queues.</summary>
+    public static void PublisherHeldBack(double seconds) => s_publishersHeldBack.Add(seconds);
+
+    /// <summary>A subscriber was declared slow; <paramref name="policy"/> is "disconnect" or "drop_qos0".</summary>
+    public static void SlowSubscriber(string policy) =>
+        s_slowSubscribers.Add(1, policy == "disconnect" ? s_policyDisconnect : s_policyDropQos0);
+
     // ------------------------------------------------------------------ revocation (auth)
 
     /// <summary><paramref name="result"/> is one of <see cref="OcspResults"/>; others count as "error".
@@ -389,6 +418,9 @@ public static class BrokerMetrics
 
         s_policyReloads.Add(0, s_reloadSuccess);
         s_policyReloads.Add(0, s_reloadFailure);
+        s_slowSubscribers.Add(0, s_policyDisconnect);
+        s_slowSubscribers.Add(0, s_policyDropQos0);
+        s_publishersHeldBack.Add(0);
         s_crlRefreshes.Add(0, s_reloadSuccess);
         s_crlRefreshes.Add(0, s_reloadFailure);
     }

@@ -12,6 +12,12 @@ public interface IBrokerStateSource
     long SubscriptionCount { get; }
 
     long RetainedMessageCount { get; }
+
+    /// <summary>Messages queued for subscribers: omnibroker_queue_messages.</summary>
+    long QueuedMessageCount => 0;
+
+    /// <summary>Bytes queued for subscribers: omnibroker_queue_bytes.</summary>
+    long QueuedBytes => 0;
 }
 
 /// <summary>Active policy: omnibroker_policy_version.</summary>

@@ -28,6 +28,7 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
     private readonly ConcurrentDictionary<MqttConnection, byte> _connections = new();
     private readonly SubscriptionIndex _subscriptions = new();
     private readonly RetainedMessageStore _retained = new();
+    private readonly QueueBudget _budget;
     private readonly ITimer _maintenance;
     private int _sessionCount;
     private long _messagesReceived;
@@ -43,6 +44,8 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
         Authorizer = authorizer ?? AllowAllAuthorizer.Instance;
         Logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("OmniBroker.Mqtt.Engine");
         TimeProvider = timeProvider ?? TimeProvider.System;
+        _budget = new QueueBudget(options, TimeProvider);
+        DropLog = new AggregatedLog(Logger, TimeProvider, options.LogAggregationInterval);
         Authorizer.PolicyChanged += OnPolicyChanged;
         _maintenance = TimeProvider.CreateTimer(static state => ((MqttBroker)state!).RunMaintenance(), this,
             TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
@@ -57,6 +60,12 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
     public long SubscriptionCount => _subscriptions.Count;
 
     public long RetainedMessageCount => _retained.Count;
+
+    /// <summary>Messages queued for subscribers beyond their inflight windows.</summary>
+    public long QueuedMessageCount => _budget.QueuedMessages;
+
+    /// <summary>Bytes queued for subscribers (bounded by <see cref="MqttBrokerOptions.MaxQueuedBytesTotal"/>).</summary>
+    public long QueuedBytes => _budget.QueuedBytes;
 
     /// <summary>Clients past a successful CONNACK and not yet closing.</summary>
     public int ConnectedClientCount => _connections.Keys.Count(c => c.IsConnected);
@@ -73,6 +82,7 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
     internal IMqttAuthorizer Authorizer { get; }
     internal ILogger Logger { get; }
     internal TimeProvider TimeProvider { get; }
+    internal AggregatedLog DropLog { get; }
     internal SubscriptionIndex Subscriptions => _subscriptions;
     internal RetainedMessageStore Retained => _retained;
 
@@ -172,6 +182,36 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
 
     internal void CountDropped(int count = 1) => Interlocked.Add(ref _messagesDropped, count);
 
+    /// <summary>Counts, meters and logs (aggregated) <paramref name="count"/> dropped messages of a client.</summary>
+    internal void RecordDrop(string clientId, string reason, string? topic, int count = 1)
+    {
+        BrokerMetrics.MessageDropped(reason, count);
+        CountDropped(count);
+        DropLog.Record(clientId, reason, denial: false, topic, count);
+    }
+
+    /// <summary>A publisher waited for <paramref name="session"/> for the slow-subscriber timeout: declares it slow
+    /// (if its queue is still full) and applies <see cref="MqttBrokerOptions.SlowSubscriberPolicy"/>.</summary>
+    internal void DeclareSlow(MqttSession session)
+    {
+        var declaration = session.DeclareSlow();
+        if (!declaration.Declared)
+        {
+            return;
+        }
+        var policy = Options.SlowSubscriberPolicy;
+        BrokerMetrics.SlowSubscriber(policy == SlowSubscriberPolicy.Disconnect ? "disconnect" : "drop_qos0");
+        Logger.SlowSubscriber(session.ClientId, Options.SlowSubscriberTimeout, policy);
+        if (declaration.DroppedQos0 > 0)
+        {
+            RecordDrop(session.ClientId, BrokerMetrics.DropReasons.SlowSubscriber, null, declaration.DroppedQos0);
+        }
+        if (policy == SlowSubscriberPolicy.Disconnect)
+        {
+            declaration.Connection?.RequestClose(MqttReasonCode.QuotaExceeded);
+        }
+    }
+
     /// <summary>
     /// Binds <paramref name="connection"/> to the session of <paramref name="clientId"/> (§3.1.2.4, §4.1). An existing
     /// connection with the same ClientId is taken over: 5.0 DISCONNECT 0x8E, then closed [MQTT-3.1.4-3]. Clean Start
@@ -225,7 +265,7 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
 
             if (existing is null)
             {
-                session = new MqttSession(clientId, Options.MaxQueuedMessagesPerSession);
+                session = new MqttSession(clientId, _budget);
                 _sessions.Add(clientId, session);
                 Interlocked.Increment(ref _sessionCount);
                 present = false;
@@ -402,7 +442,7 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
         _retained.Match(subscription.TopicFilter, TimeProvider.GetUtcNow(), messages);
         var session = subscription.Session;
         var ids = subscription.SubscriptionId != 0 ? new[] { subscription.SubscriptionId } : null;
-        var dropped = 0;
+        var due = new List<(MqttApplicationMessage, MqttQos, uint[]?)>(messages.Count);
         foreach (var message in messages)
         {
             if (subscription.Options.NoLocal && message.PublisherClientId == session.ClientId)
@@ -414,20 +454,10 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
                 BrokerMetrics.AuthorizationDecision(BrokerMetrics.Actions.Receive, false);
                 continue;
             }
-            var outcome = session.Enqueue(message, TopicFilters.Min(message.Qos, subscription.Options.MaximumQos), retain: true, ids).Outcome;
-            if (outcome is EnqueueOutcome.DroppedOldest or EnqueueOutcome.DroppedNew)
-            {
-                dropped++;
-            }
+            due.Add((message, TopicFilters.Min(message.Qos, subscription.Options.MaximumQos), ids));
         }
-
-        // A wide filter can match more retained messages than the queue holds: one log line, not one per message.
-        if (dropped > 0)
-        {
-            Logger.RetainedDropped(session.ClientId, dropped, subscription.Filter, session.MaxQueuedMessages);
-            BrokerMetrics.MessageDropped(BrokerMetrics.DropReasons.QueueFull, dropped);
-            CountDropped(dropped);
-        }
+        // All of them [MQTT-3.3.1-6], however many: they stream through the inflight window as the client acknowledges.
+        session.EnqueueRetained(due);
     }
 
     // ------------------------------------------------------------------ publish
@@ -438,7 +468,7 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
     /// needs it, and that one array is shared by all recipients. Returns the number of recipients.
     /// </summary>
     internal int Publish(string topic, in ReadOnlySequence<byte> payload, MqttQos qos, bool retain, MqttProperties? properties,
-        string? publisherClientId)
+        string? publisherClientId, DeliveryContext? context = null)
     {
         Interlocked.Increment(ref _messagesReceived);
         var matches = t_matches ??= new List<Subscription>();
@@ -458,7 +488,7 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
             {
                 _retained.Set(message);
             }
-            return Deliver(message, matches, groups);
+            return Deliver(message, matches, groups, context);
         }
         finally
         {
@@ -472,7 +502,7 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
     /// into ONE delivery at the highest granted QoS carrying every Subscription Identifier: fewer duplicates for the
     /// device, and 3.1.1 requires exactly that [MQTT-3.3.5-1]. Shared subscriptions are deliveries of their own.
     /// </summary>
-    private int Deliver(MqttApplicationMessage message, List<Subscription> matches, List<SharedGroup> groups)
+    private int Deliver(MqttApplicationMessage message, List<Subscription> matches, List<SharedGroup> groups, DeliveryContext? context)
     {
         var delivered = 0;
         if (matches.Count > 1)
@@ -509,7 +539,7 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
 
             // RETAIN is kept only with Retain As Published [MQTT-3.3.1-12], [MQTT-3.3.1-13]; 3.1.1 clears it
             // [MQTT-3.3.1-9].
-            if (any && DeliverTo(session, message, TopicFilters.Min(message.Qos, qos), message.Retain && retainAsPublished, ids))
+            if (any && DeliverTo(session, message, TopicFilters.Min(message.Qos, qos), message.Retain && retainAsPublished, ids, context))
             {
                 delivered++;
             }
@@ -517,7 +547,7 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
 
         foreach (var group in groups)
         {
-            if (DeliverToGroup(group, message))
+            if (DeliverToGroup(group, message, context))
             {
                 delivered++;
             }
@@ -528,7 +558,7 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
     /// <summary>One member per message (5.0 §4.8.2), round-robin, preferring connected members
     /// allowed to receive the topic; a message is queued in an offline member's session only if no member is
     /// connected.</summary>
-    private bool DeliverToGroup(SharedGroup group, MqttApplicationMessage message)
+    private bool DeliverToGroup(SharedGroup group, MqttApplicationMessage message, DeliveryContext? context)
     {
         var members = group.Members;
         if (members.Length == 0)
@@ -547,21 +577,22 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
             }
             if (member.Session.Connection is not null)
             {
-                return DeliverShared(member, message);
+                return DeliverShared(member, message, context);
             }
             offlineCandidate ??= member;
         }
-        return offlineCandidate is not null && DeliverShared(offlineCandidate, message);
+        return offlineCandidate is not null && DeliverShared(offlineCandidate, message, context);
     }
 
-    private bool DeliverShared(Subscription member, MqttApplicationMessage message)
+    private bool DeliverShared(Subscription member, MqttApplicationMessage message, DeliveryContext? context)
     {
         var ids = member.SubscriptionId != 0 ? new[] { member.SubscriptionId } : null;
         return DeliverTo(member.Session, message, TopicFilters.Min(message.Qos, member.Options.MaximumQos),
-            message.Retain && member.Options.RetainAsPublished, ids);
+            message.Retain && member.Options.RetainAsPublished, ids, context);
     }
 
-    private bool DeliverTo(MqttSession session, MqttApplicationMessage message, MqttQos qos, bool retain, uint[]? subscriptionIds)
+    private bool DeliverTo(MqttSession session, MqttApplicationMessage message, MqttQos qos, bool retain, uint[]? subscriptionIds,
+        DeliveryContext? context)
     {
         // CanReceive is checked per subscriber at delivery time; the writer checks again with the grants of the
         // connection that finally sends it.
@@ -578,15 +609,23 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
         var result = session.Enqueue(message, qos, retain, subscriptionIds);
         switch (result.Outcome)
         {
+            case EnqueueOutcome.QueuedFull:
+                // Backpressure: the publisher is not read again, nor acknowledged, until there is room. Its own
+                // session is not waited for: its room depends on acknowledgements the paused reader would not read.
+                if (context is not null && !ReferenceEquals(session, context.Publisher))
+                {
+                    context.Held.Add(session);
+                }
+                return true;
             case EnqueueOutcome.DroppedOldest:
-                Logger.DroppedOldestQos0(session.ClientId, session.MaxQueuedMessages, result.Dropped!.Topic);
-                BrokerMetrics.MessageDropped(BrokerMetrics.DropReasons.QueueFull);
-                CountDropped();
+                RecordDrop(session.ClientId, result.Reason!, result.Dropped!.Topic);
                 return true;
             case EnqueueOutcome.DroppedNew:
-                Logger.DroppedNew(session.ClientId, session.MaxQueuedMessages, qos, message.Topic);
-                BrokerMetrics.MessageDropped(BrokerMetrics.DropReasons.QueueFull);
-                CountDropped();
+                RecordDrop(session.ClientId, result.Reason!, message.Topic);
+                if (qos != MqttQos.AtMostOnce && context is not null)
+                {
+                    context.Overflow = true;
+                }
                 return false;
             case EnqueueOutcome.SessionEnded:
                 return false;
@@ -651,13 +690,14 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
         if (lost.Qos12 + lost.Qos0 > 0)
         {
             Logger.SessionEndedWithMessages(session.ClientId, lost.Qos12, lost.Qos0);
-            BrokerMetrics.MessageDropped("session_ended", lost.Qos12 + lost.Qos0);
+            BrokerMetrics.MessageDropped(BrokerMetrics.DropReasons.SessionEnded, lost.Qos12 + lost.Qos0);
             CountDropped(lost.Qos12 + lost.Qos0);
         }
     }
 
     internal void RunMaintenance()
     {
+        DropLog.Flush();
         List<WillState>? wills = null;
         var now = TimeProvider.GetUtcNow();
         lock (_sessionsLock)

@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Threading.Channels;
-using Microsoft.Extensions.Logging;
 using OmniBroker.Mqtt.Abstractions;
 using OmniBroker.Mqtt.Codec;
 using OmniBroker.Mqtt.Diagnostics;
@@ -30,7 +29,6 @@ internal sealed class MqttConnectionWriter
     private readonly MqttConnection _connection;
     private readonly MqttBroker _broker;
     private readonly PipeWriter _output;
-    private readonly ILogger _logger;
     private readonly TimeProvider _time;
 
     // Coalescing wake-up: producers TryWrite after queueing, the loop drains everything queued.
@@ -56,7 +54,6 @@ internal sealed class MqttConnectionWriter
         _connection = connection;
         _broker = broker;
         _output = output;
-        _logger = broker.Logger;
         _time = broker.TimeProvider;
     }
 
@@ -261,9 +258,7 @@ internal sealed class MqttConnectionWriter
                 {
                     _session!.Abandon(item.PacketId);
                 }
-                _logger.DroppedTooLarge(_connection.ClientId!, size, message.Topic, _clientMaximumPacketSize);
-                BrokerMetrics.MessageDropped(BrokerMetrics.DropReasons.TooLarge);
-                _broker.CountDropped();
+                _broker.RecordDrop(_connection.ClientId!, BrokerMetrics.DropReasons.TooLarge, message.Topic);
                 return;
             }
         }
@@ -277,15 +272,11 @@ internal sealed class MqttConnectionWriter
     {
         if (drops.Expired > 0)
         {
-            _logger.DroppedExpired(_connection.ClientId!, drops.Expired);
-            BrokerMetrics.MessageDropped(BrokerMetrics.DropReasons.Expired, drops.Expired);
-            _broker.CountDropped(drops.Expired);
+            _broker.RecordDrop(_connection.ClientId!, BrokerMetrics.DropReasons.Expired, null, drops.Expired);
         }
         if (drops.Denied > 0)
         {
-            _logger.DroppedDenied(_connection.ClientId!, drops.Denied);
-            BrokerMetrics.MessageDropped(BrokerMetrics.DropReasons.Denied, drops.Denied);
-            _broker.CountDropped(drops.Denied);
+            _broker.RecordDrop(_connection.ClientId!, BrokerMetrics.DropReasons.Denied, null, drops.Denied);
         }
     }
 
