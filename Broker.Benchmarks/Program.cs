@@ -6,6 +6,14 @@ namespace OmniBroker.Benchmarks;
 //   dotnet run -c Release --project Broker.Benchmarks -- --filter '*Handshake*'
 internal static class BenchmarkProgram
 {
-    public static void Main(string[] args) =>
+    public static int Main(string[] args)
+    {
+        if (args is ["load", ..])
+        {
+            // The publish load generator (Load/LoadGenerator.cs): scenarios beside Mosquitto, loss counted.
+            return Load.LoadGenerator.RunAsync(args[1..]).GetAwaiter().GetResult();
+        }
         BenchmarkSwitcher.FromAssembly(typeof(BenchmarkProgram).Assembly).Run(args);
+        return 0;
+    }
 }
