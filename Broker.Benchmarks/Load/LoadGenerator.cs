@@ -10,7 +10,9 @@ namespace OmniBroker.Benchmarks.Load;
 /// per publisher (loss, late/duplicate) and reads the broker's CPU from /proc/&lt;pid&gt;/stat.
 ///   dotnet run -c Release --project Broker.Benchmarks -- load [a] [b] [e] [--messages N]
 /// Scenarios: (a) QoS 0 1→1 unpaced, 100 messages per write; (b) QoS 1 1→1, publisher window 100, the subscriber
-/// acknowledges each; (e) paced 10,000 msg/s QoS 0 1→1, one message per write, 10 s.
+/// acknowledges each; (c) fan-out QoS 0 1→100 (N/40 messages); (e) paced 10,000 msg/s QoS 0 1→1, one message per
+/// write, 10 s; (f) QoS 0 1→10 where one subscriber never reads: the other nine must get everything. (d) fan-in
+/// 100→1 needs 100 device identities the development PKI does not have: not implemented.
 /// </summary>
 internal static class LoadGenerator
 {
@@ -47,51 +49,78 @@ internal static class LoadGenerator
         using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         var qos = scenario == "b" ? (byte)1 : (byte)0;
         var paced = scenario == "e";
-        var count = paced ? 100_000 : scenario == "b" ? messages / 2 : messages;
+        // (c): 1 → 100 subscribers; (f): 10 subscribers, the last of which never reads.
+        var subscriberCount = scenario switch { "c" => 100, "f" => 10, _ => 1 };
+        var readers = scenario == "f" ? 9 : subscriberCount;
+        var count = paced ? 100_000 : scenario == "b" ? messages / 2 : scenario == "c" ? messages / 40 : messages;
 
-        await using var subscriber = await LoadClient.ConnectAsync(broker, "backend-telemetry", "backend-telemetry", 1, 0, cts.Token).ConfigureAwait(false);
-        await subscriber.SubscribeAsync("devices/+/telemetry", qos, cts.Token).ConfigureAwait(false);
-        await using var publisher = await LoadClient.ConnectAsync(broker, "sensor-001", "sensor-001", 0, qos > 0 ? 100 : 0, cts.Token).ConfigureAwait(false);
-        subscriber.StartReading(cts.Token);
-        publisher.StartReading(cts.Token);
-
-        var cpuBefore = broker.Server.CpuTicks();
-        var clock = Stopwatch.StartNew();
-        if (paced)
+        var subscribers = new List<LoadClient>();
+        try
         {
-            await PublishPacedAsync(publisher, count, 10_000, cts.Token).ConfigureAwait(false);
-        }
-        else
-        {
-            await PublishAsync(publisher, count, qos, cts.Token).ConfigureAwait(false);
-        }
-
-        // Until everything arrived, or nothing arrived for 5 s.
-        long last = -1;
-        var quietSince = Stopwatch.StartNew();
-        while (Interlocked.Read(ref subscriber.Received) < count && quietSince.Elapsed < TimeSpan.FromSeconds(5))
-        {
-            await Task.Delay(10, cts.Token).ConfigureAwait(false);
-            var now = Interlocked.Read(ref subscriber.Received);
-            if (now != last)
+            for (var i = 0; i < subscriberCount; i++)
             {
-                last = now;
-                quietSince.Restart();
+                var subscriber = await LoadClient.ConnectAsync(broker, "backend-telemetry", i == 0 ? "backend-telemetry" : $"backend-telemetry-{i}", 1, 0,
+                    cts.Token).ConfigureAwait(false);
+                subscribers.Add(subscriber);
+                await subscriber.SubscribeAsync("devices/+/telemetry", qos, cts.Token).ConfigureAwait(false);
+            }
+            await using var publisher = await LoadClient.ConnectAsync(broker, "sensor-001", "sensor-001", 0, qos > 0 ? 100 : 0, cts.Token).ConfigureAwait(false);
+            foreach (var subscriber in subscribers.Take(readers))
+            {
+                subscriber.StartReading(cts.Token);
+            }
+            publisher.StartReading(cts.Token);
+
+            var cpuBefore = broker.Server.CpuTicks();
+            var clock = Stopwatch.StartNew();
+            if (paced)
+            {
+                await PublishPacedAsync(publisher, count, 10_000, cts.Token).ConfigureAwait(false);
+            }
+            else
+            {
+                await PublishAsync(publisher, count, qos, cts.Token).ConfigureAwait(false);
+            }
+
+            // Until every reader has everything, or nothing arrived for 5 s.
+            var expected = count * readers;
+            long Received() => subscribers.Take(readers).Sum(s => Interlocked.Read(ref s.Received));
+            long last = -1;
+            var quietSince = Stopwatch.StartNew();
+            while (Received() < expected && quietSince.Elapsed < TimeSpan.FromSeconds(5))
+            {
+                await Task.Delay(10, cts.Token).ConfigureAwait(false);
+                var now = Received();
+                if (now != last)
+                {
+                    last = now;
+                    quietSince.Restart();
+                }
+            }
+            var received = Received();
+            var elapsed = clock.Elapsed.TotalSeconds - (received < expected ? 5 : 0);
+            var cpuSeconds = (broker.Server.CpuTicks() - cpuBefore) / (double)BrokerProcess.ClockTicksPerSecond;
+            var lost = subscribers.Take(readers).Sum(s => s.Lost + s.MissingAtEnd(count));
+            var late = subscribers.Take(readers).Sum(s => s.Reordered);
+            var name = scenario switch
+            {
+                "a" => "(a) QoS 0 1→1 unpaced",
+                "b" => "(b) QoS 1 1→1 window 100",
+                "c" => "(c) QoS 0 fan-out 1→100",
+                "e" => "(e) paced 10k/s QoS 0, 1 msg/write",
+                "f" => "(f) QoS 0 1→10, one stalled (9 readers counted)",
+                _ => scenario,
+            };
+            return string.Create(CultureInfo.InvariantCulture,
+                $"| {name} | {target} | {expected} | {received} | {lost} | {late} | {received / elapsed:F0} | {cpuSeconds * 1e6 / Math.Max(1, received):F1} |");
+        }
+        finally
+        {
+            foreach (var subscriber in subscribers)
+            {
+                await subscriber.DisposeAsync().ConfigureAwait(false);
             }
         }
-        var elapsed = clock.Elapsed.TotalSeconds - (subscriber.Received < count ? 5 : 0);
-        var cpuSeconds = (broker.Server.CpuTicks() - cpuBefore) / (double)BrokerProcess.ClockTicksPerSecond;
-        var received = Interlocked.Read(ref subscriber.Received);
-        var lost = subscriber.Lost + subscriber.MissingAtEnd(count);
-        var name = scenario switch
-        {
-            "a" => "(a) QoS 0 1→1 unpaced",
-            "b" => "(b) QoS 1 1→1 window 100",
-            "e" => "(e) paced 10k/s QoS 0, 1 msg/write",
-            _ => scenario,
-        };
-        return string.Create(CultureInfo.InvariantCulture,
-            $"| {name} | {target} | {count} | {received} | {lost} | {subscriber.Reordered} | {received / elapsed:F0} | {cpuSeconds * 1e6 / Math.Max(1, received):F1} |");
     }
 
     private static async Task PublishAsync(LoadClient publisher, long count, byte qos, CancellationToken cancellationToken)
