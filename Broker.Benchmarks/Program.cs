@@ -8,10 +8,15 @@ internal static class BenchmarkProgram
 {
     public static int Main(string[] args)
     {
-        if (args is ["load", ..])
+        if (args is ["load", .. var load])
         {
             // The publish load generator (Load/LoadGenerator.cs): scenarios beside Mosquitto, loss counted.
-            return Load.LoadGenerator.RunAsync(args[1..]).GetAwaiter().GetResult();
+            return Load.LoadGenerator.RunAsync(load).GetAwaiter().GetResult();
+        }
+        if (args is ["est-burst", .. var rest])
+        {
+            // A load tool, not a BenchmarkDotNet benchmark: one burst of EST enrollments (docs/benchmarks.md).
+            return EstEnrollmentBurst.RunAsync(rest).GetAwaiter().GetResult();
         }
         BenchmarkSwitcher.FromAssembly(typeof(BenchmarkProgram).Assembly).Run(args);
         return 0;

@@ -38,6 +38,8 @@ internal sealed record ConnectNegotiation
     public uint ClientMaximumPacketSize { get; init; }
     /// <summary>Topic aliases accepted from the client (5.0); 0 = none.</summary>
     public ushort TopicAliasMaximum { get; init; }
+    /// <summary>Topic aliases the client accepts from us (5.0 Topic Alias Maximum in CONNECT); 0 = none.</summary>
+    public ushort ClientTopicAliasMaximum { get; init; }
     public uint WillDelaySeconds { get; init; }
 
     /// <summary>Applies the rules of §3.1 to <paramref name="connect"/>. Throws <see cref="MqttProtocolException"/>
@@ -137,12 +139,14 @@ internal sealed record ConnectNegotiation
             OutboundWindow = Math.Max(1, Math.Min(options.MaxInflightPerClient, receiveMaximum == 0 ? ushort.MaxValue : receiveMaximum)),
             ClientMaximumPacketSize = properties?.MaximumPacketSize ?? 0,
             TopicAliasMaximum = v5 ? options.TopicAliasMaximum : (ushort)0,
+            ClientTopicAliasMaximum = v5 ? properties?.TopicAliasMaximum ?? 0 : (ushort)0,
             WillDelaySeconds = v5 ? connect.Will?.Properties?.WillDelayInterval ?? 0 : 0,
         };
     }
 
     /// <summary>The successful CONNACK (§3.2) for this negotiation.</summary>
-    public ConnAckPacket BuildConnAck(MqttProtocolVersion version, MqttBrokerOptions options, bool sessionPresent)
+    public ConnAckPacket BuildConnAck(MqttProtocolVersion version, MqttBrokerOptions options, bool sessionPresent,
+        IReadOnlyList<KeyValuePair<string, string>>? userProperties = null)
     {
         var connAck = new ConnAckPacket { SessionPresent = sessionPresent, ReasonCode = MqttReasonCode.Success };
         if (version == MqttProtocolVersion.V500)
@@ -159,6 +163,7 @@ internal sealed record ConnectNegotiation
                 AssignedClientIdentifier = AssignedClientId ? ClientId : null,
                 ServerKeepAlive = ServerKeepAlive,
                 SessionExpiryInterval = SessionExpiryChanged ? SessionExpiry : null,
+                UserProperties = userProperties is { Count: > 0 } user ? [.. user] : null,
             };
         }
         return connAck;

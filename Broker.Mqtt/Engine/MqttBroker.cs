@@ -13,7 +13,7 @@ namespace OmniBroker.Mqtt.Engine;
 /// One instance per host (registered by <see cref="MqttBrokerServiceCollectionExtensions.AddMqttBroker"/>);
 /// connections reach it through <see cref="MqttConnectionHandler"/>.
 /// </summary>
-public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
+public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
 {
     [ThreadStatic]
     private static List<Subscription>? t_matches;
@@ -35,8 +35,10 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
     private long _messagesSent;
     private long _messagesDropped;
     private int _disposed;
+    private readonly MqttMetrics? _ownedMetrics;
 
-    public MqttBroker(MqttBrokerOptions options, IMqttAuthorizer? authorizer = null, ILoggerFactory? loggerFactory = null, TimeProvider? timeProvider = null)
+    public MqttBroker(MqttBrokerOptions options, IMqttAuthorizer? authorizer = null, ILoggerFactory? loggerFactory = null, TimeProvider? timeProvider = null,
+        MqttMetrics? metrics = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
@@ -46,6 +48,9 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
         TimeProvider = timeProvider ?? TimeProvider.System;
         _budget = new QueueBudget(options, TimeProvider);
         DropLog = new AggregatedLog(Logger, TimeProvider, options.LogAggregationInterval);
+        _ownedMetrics = metrics is null ? new MqttMetrics() : null;
+        Metrics = metrics ?? _ownedMetrics!;
+        Metrics.Observe(this);
         Authorizer.PolicyChanged += OnPolicyChanged;
         _maintenance = TimeProvider.CreateTimer(static state => ((MqttBroker)state!).RunMaintenance(), this,
             TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
@@ -79,7 +84,13 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
     /// <summary>Messages dropped for any reason (queue full, expired, too large, denied, session ended).</summary>
     public long MessagesDropped => Interlocked.Read(ref _messagesDropped);
 
+    /// <summary>The engine's instruments (connections, messages, drops, authorization decisions).</summary>
+    public MqttMetrics Metrics { get; }
+
     internal IMqttAuthorizer Authorizer { get; }
+
+    /// <summary>Serves PUBLISH on reserved <c>$</c> topics (certificate renewal); null: they are routed like any topic.</summary>
+    public IReservedTopicHandler? ReservedTopicHandler { get; set; }
     internal ILogger Logger { get; }
     internal TimeProvider TimeProvider { get; }
     internal AggregatedLog DropLog { get; }
@@ -170,6 +181,7 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
             await StopAsync(cts.Token).ConfigureAwait(false);
         }
         await _maintenance.DisposeAsync().ConfigureAwait(false);
+        _ownedMetrics?.Dispose();
     }
 
     // ------------------------------------------------------------------ connections
@@ -185,7 +197,7 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
     /// <summary>Counts, meters and logs (aggregated) <paramref name="count"/> dropped messages of a client.</summary>
     internal void RecordDrop(string clientId, string reason, string? topic, int count = 1)
     {
-        BrokerMetrics.MessageDropped(reason, count);
+        Metrics.MessageDropped(reason, count);
         CountDropped(count);
         DropLog.Record(clientId, reason, denial: false, topic, count);
     }
@@ -200,11 +212,11 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
             return;
         }
         var policy = Options.SlowSubscriberPolicy;
-        BrokerMetrics.SlowSubscriber(policy == SlowSubscriberPolicy.Disconnect ? "disconnect" : "drop_qos0");
+        Metrics.SlowSubscriber(policy == SlowSubscriberPolicy.Disconnect);
         Logger.SlowSubscriber(session.ClientId, Options.SlowSubscriberTimeout, policy);
         if (declaration.DroppedQos0 > 0)
         {
-            RecordDrop(session.ClientId, BrokerMetrics.DropReasons.SlowSubscriber, null, declaration.DroppedQos0);
+            RecordDrop(session.ClientId, MqttMetrics.DropReasons.SlowSubscriber, null, declaration.DroppedQos0);
         }
         if (policy == SlowSubscriberPolicy.Disconnect)
         {
@@ -451,7 +463,7 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
             }
             if (session.Grants is { } grants && !grants.CanReceive(message.Topic))
             {
-                BrokerMetrics.AuthorizationDecision(BrokerMetrics.Actions.Receive, false);
+                Metrics.AuthorizationDecision(MqttMetrics.Actions.Receive, false);
                 continue;
             }
             due.Add((message, TopicFilters.Min(message.Qos, subscription.Options.MaximumQos), ids));
@@ -599,7 +611,7 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
         if (session.Grants is { } grants)
         {
             var allowed = grants.CanReceive(message.Topic);
-            BrokerMetrics.AuthorizationDecision(BrokerMetrics.Actions.Receive, allowed);
+            Metrics.AuthorizationDecision(MqttMetrics.Actions.Receive, allowed);
             if (!allowed)
             {
                 return false;
@@ -646,7 +658,7 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
         {
             // The will is an application message of its client: it needs the client's right to publish.
             var allowed = will.Grants.CanPublish(will.Topic, will.Qos, will.Retain);
-            BrokerMetrics.AuthorizationDecision(BrokerMetrics.Actions.Publish, allowed);
+            Metrics.AuthorizationDecision(MqttMetrics.Actions.Publish, allowed);
             if (!allowed)
             {
                 Logger.WillDenied(will.ClientId, will.Topic);
@@ -690,7 +702,7 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
         if (lost.Qos12 + lost.Qos0 > 0)
         {
             Logger.SessionEndedWithMessages(session.ClientId, lost.Qos12, lost.Qos0);
-            BrokerMetrics.MessageDropped(BrokerMetrics.DropReasons.SessionEnded, lost.Qos12 + lost.Qos0);
+            Metrics.MessageDropped(MqttMetrics.DropReasons.SessionEnded, lost.Qos12 + lost.Qos0);
             CountDropped(lost.Qos12 + lost.Qos0);
         }
     }

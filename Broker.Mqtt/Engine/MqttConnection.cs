@@ -48,6 +48,7 @@ internal sealed class MqttConnection
     private ushort _keepAlive;
     private long _lastPacketTimestamp;
     private ITimer? _timer;
+    private IncompletePacketDeadline? _incompletePacket;
     private ConnAckPacket? _refusal;
     private MqttProtocolVersion _refusalVersion;
     private CancellationTokenRegistration _revokedRegistration;
@@ -94,6 +95,7 @@ internal sealed class MqttConnection
                 var consumed = buffer.Start;
                 var examined = buffer.End;
                 var stop = false;
+                var completedAny = false;
                 try
                 {
                     while (!_closeRequested)
@@ -108,6 +110,7 @@ internal sealed class MqttConnection
                         consumed = end;
                         examined = end;
                         buffer = buffer.Slice(end);
+                        completedAny = true;
                         Volatile.Write(ref _lastPacketTimestamp, _time.GetTimestamp());
                         if (!HandlePacket(packet))
                         {
@@ -124,6 +127,12 @@ internal sealed class MqttConnection
                 finally
                 {
                     input.AdvanceTo(consumed, examined);
+                }
+                if (!buffer.IsEmpty || _incompletePacket is not null)
+                {
+                    // A packet was started and not finished: it must be finished within IncompletePacketTimeout.
+                    (_incompletePacket ??= new IncompletePacketDeadline(_time, _options.IncompletePacketTimeout, OnIncompletePacketTimeout))
+                        .Update(!buffer.IsEmpty, completedAny);
                 }
 
                 if (stop)
@@ -280,7 +289,7 @@ internal sealed class MqttConnection
         ClientInfo = new MqttClientInfo(clientId, _version.Value, _identity?.Certificate, RemoteEndPoint, connect.UserName);
         var decision = _broker.Authorizer.AuthorizeConnect(ClientInfo);
         var allowed = decision.Allowed && decision.Grants is not null;
-        BrokerMetrics.AuthorizationDecision(BrokerMetrics.Actions.Connect, allowed);
+        _broker.Metrics.AuthorizationDecision(MqttMetrics.Actions.Connect, allowed);
         if (!allowed)
         {
             return Refuse(clientId, MqttReasonCode.NotAuthorized, decision.Reason);
@@ -291,6 +300,7 @@ internal sealed class MqttConnection
         var expiry = negotiation.SessionExpiry;
         _sessionExpiryAtConnect = expiry;
         _topicAliases = negotiation.TopicAliasMaximum > 0 ? new string?[negotiation.TopicAliasMaximum + 1] : null;
+        var outboundAliases = v5 ? OutboundTopicAliases.Create(negotiation.ClientTopicAliasMaximum, _options.OutboundTopicAliasMaximum) : null;
         if (connect.Will is { } will)
         {
             _will = new WillState(clientId, will.Topic, will.Payload.ToArray(), will.Qos, will.Retain, v5 ? will.Properties : null,
@@ -303,7 +313,7 @@ internal sealed class MqttConnection
         _delivery = new DeliveryContext(session);
 
         // First packet written: the writer starts below, and writes control packets before session messages.
-        _writer.Send(negotiation.BuildConnAck(_version.Value, _options, sessionPresent));
+        _writer.Send(negotiation.BuildConnAck(_version.Value, _options, sessionPresent, decision.ConnAckUserProperties));
         lock (_stateLock)
         {
             _connected = true;
@@ -315,9 +325,9 @@ internal sealed class MqttConnection
             _revokedRegistration = _identity.IdentityRevoked.UnsafeRegister(static state => ((MqttConnection)state!).OnIdentityRevoked(), this);
         }
 
-        BrokerMetrics.ConnectionOpened(_version.Value);
+        _broker.Metrics.ConnectionOpened(_version.Value);
         _logger.ConnectAccepted(clientId, RemoteEndPoint, _version.Value, connect.CleanStart, sessionPresent, keepAlive);
-        _writer.Start(_version.Value, session, negotiation.OutboundWindow, negotiation.ClientMaximumPacketSize);
+        _writer.Start(_version.Value, session, negotiation.OutboundWindow, negotiation.ClientMaximumPacketSize, outboundAliases);
         return true;
     }
 
@@ -339,6 +349,11 @@ internal sealed class MqttConnection
         var session = _session!;
         var topic = publish.Topic;
 
+        if (v5 && publish.Properties?.SubscriptionIdentifiers is not null)
+        {
+            // [MQTT-3.3.4-6]: a PUBLISH sent by a client MUST NOT contain a Subscription Identifier.
+            MqttThrow.ProtocolError("Subscription Identifier in a PUBLISH from a client [MQTT-3.3.4-6]");
+        }
         if (v5 && publish.Properties?.TopicAlias is { } alias)
         {
             if (alias == 0 || alias > _options.TopicAliasMaximum)
@@ -374,7 +389,7 @@ internal sealed class MqttConnection
 
         var qos = publish.Qos;
         var packetId = publish.PacketId;
-        BrokerMetrics.MessageIn(qos, (int)publish.Payload.Length);
+        _broker.Metrics.MessageIn(qos, (int)publish.Payload.Length);
 
         if (qos == MqttQos.ExactlyOnce && session.IsInboundQos2Pending(packetId))
         {
@@ -389,12 +404,18 @@ internal sealed class MqttConnection
             MqttThrow.Violation(MqttReasonCode.ReceiveMaximumExceeded, $"more than {_options.ReceiveMaximum} QoS 1/2 PUBLISH in flight");
         }
 
+        if (topic[0] == '$' && _broker.ReservedTopicHandler is { } reserved && reserved.Handles(topic))
+        {
+            HandleReserved(reserved, publish, topic, session);
+            return;
+        }
+
         var allowed = _grants.CanPublish(topic, qos, retain);
-        BrokerMetrics.AuthorizationDecision(BrokerMetrics.Actions.Publish, allowed);
+        _broker.Metrics.AuthorizationDecision(MqttMetrics.Actions.Publish, allowed);
         if (!allowed)
         {
             _broker.DropLog.Record(ClientId!, "publish_denied", denial: true, topic);
-            BrokerMetrics.MessageDropped(BrokerMetrics.DropReasons.Denied);
+            _broker.Metrics.MessageDropped(MqttMetrics.DropReasons.Denied);
             _broker.CountDropped();
             if (v5)
             {
@@ -478,7 +499,7 @@ internal sealed class MqttConnection
             }
         }
         held.Clear();
-        BrokerMetrics.PublisherHeldBack(_time.GetElapsedTime(started).TotalSeconds);
+        _broker.Metrics.PublisherHeldBack(_time.GetElapsedTime(started).TotalSeconds);
         if (_closeRequested)
         {
             return;
@@ -498,6 +519,33 @@ internal sealed class MqttConnection
     }
 
     private readonly record struct PendingAck(MqttQos Qos, ushort PacketId, MqttReasonCode ReasonCode);
+
+    // MQTT 5.0 §4.10 request/response with the broker itself as responder: the reply is queued for this session only.
+    private void HandleReserved(IReservedTopicHandler handler, PublishPacket publish, string topic, MqttSession session)
+    {
+        var properties = _version == MqttProtocolVersion.V500 ? publish.Properties : null;
+        var responseTopic = properties?.ResponseTopic;
+        var correlation = properties?.CorrelationData?.ToArray();
+        var replyQos = publish.Qos == MqttQos.AtMostOnce ? MqttQos.AtMostOnce : MqttQos.AtLeastOnce;
+        var request = new ReservedTopicRequest(ClientId!, _identity?.Certificate, _identity?.Chain ?? [], topic, publish.Payload.ToArray(),
+            responseTopic, correlation, properties?.ContentType, reply =>
+            {
+                if (responseTopic is null)
+                {
+                    return;
+                }
+                var message = new MqttApplicationMessage(responseTopic, reply.Payload, replyQos, retain: false)
+                {
+                    IsDirectReply = true,
+                    ContentType = reply.ContentType,
+                    CorrelationData = correlation,
+                    UserProperties = reply.UserProperties is { Count: > 0 } user ? [.. user] : null,
+                };
+                session.Enqueue(message, replyQos, retain: false, subscriptionIds: null);
+            });
+        handler.Handle(request);
+        Acknowledge(session, publish.Qos, publish.PacketId, MqttReasonCode.Success);
+    }
 
     private void Acknowledge(MqttSession session, MqttQos qos, ushort packetId, MqttReasonCode reasonCode)
     {
@@ -599,7 +647,7 @@ internal sealed class MqttConnection
             var subscription = new Subscription(session, request.Filter, request.Options, subscriptionId);
             // The policy decides on the topic filter proper; the share group only spreads the load.
             var allowed = _grants.CanSubscribe(subscription.TopicFilter);
-            BrokerMetrics.AuthorizationDecision(BrokerMetrics.Actions.Subscribe, allowed);
+            _broker.Metrics.AuthorizationDecision(MqttMetrics.Actions.Subscribe, allowed);
             if (!allowed)
             {
                 _broker.DropLog.Record(ClientId!, "subscribe_denied", denial: true, request.Filter);
@@ -722,6 +770,12 @@ internal sealed class MqttConnection
         _timer?.Change(limit - elapsed, Timeout.InfiniteTimeSpan);
     }
 
+    private void OnIncompletePacketTimeout()
+    {
+        _logger.IncompletePacketTimeout(RemoteEndPoint, ClientId, _options.IncompletePacketTimeout);
+        RequestClose(null);
+    }
+
     private void OnIdentityRevoked()
     {
         _logger.IdentityRevoked(ClientId ?? "?", _identity?.RevocationReason);
@@ -731,6 +785,7 @@ internal sealed class MqttConnection
     private async Task CloseAsync(string outcome)
     {
         _timer?.Dispose();
+        _incompletePacket?.Dispose();
         _revokedRegistration.Dispose();
         RequestClose(null);
 
@@ -741,6 +796,11 @@ internal sealed class MqttConnection
         else if (_refusal is not null)
         {
             await _writer.WriteRefusalAsync(_refusal, _refusalVersion).ConfigureAwait(false);
+        }
+        if (_writer.LastPacketWritten)
+        {
+            // Our DISCONNECT / refusal must reach the client rather than be lost to a reset.
+            await GracefulClose.ShutdownAndDrainAsync(_context, GracefulClose.DrainLimit).ConfigureAwait(false);
         }
 
         bool discard;
@@ -759,7 +819,7 @@ internal sealed class MqttConnection
                 will = null;
             }
             _broker.OnConnectionClosed(this, will, discard);
-            BrokerMetrics.ConnectionClosed(_version!.Value);
+            _broker.Metrics.ConnectionClosed(_version!.Value);
         }
         _logger.ConnectionClosed(ClientId, outcome);
     }

@@ -47,6 +47,7 @@ internal sealed class MqttConnectionWriter
     private MqttSession? _session;
     private int _window = 1;
     private uint _clientMaximumPacketSize;
+    private OutboundTopicAliases? _aliases;
     private Task? _loop;
 
     public MqttConnectionWriter(MqttConnection connection, MqttBroker broker, PipeWriter output)
@@ -60,10 +61,16 @@ internal sealed class MqttConnectionWriter
     /// <summary>The writer loop, once <see cref="Start"/> was called; null before.</summary>
     public Task? Completion => _loop;
 
+    /// <summary>The last packet (DISCONNECT or refusing CONNACK) was flushed to a peer that still reads: the close
+    /// should be graceful so that the reason code reaches the client rather than a reset.</summary>
+    public bool LastPacketWritten { get; private set; }
+
     /// <summary>Starts the loop after a successful CONNECT. The CONNACK must already be queued with <see cref="Send"/>:
     /// it is the first packet written.</summary>
-    public void Start(MqttProtocolVersion version, MqttSession session, int outboundWindow, uint clientMaximumPacketSize)
+    public void Start(MqttProtocolVersion version, MqttSession session, int outboundWindow, uint clientMaximumPacketSize,
+        OutboundTopicAliases? aliases)
     {
+        _aliases = aliases;
         _version = version;
         _session = session;
         _window = outboundWindow;
@@ -137,7 +144,8 @@ internal sealed class MqttConnectionWriter
         MqttPacketWriter.Write(_output, connAck, version);
         try
         {
-            await _output.FlushAsync(_cts.Token).ConfigureAwait(false);
+            var flush = await _output.FlushAsync(_cts.Token).ConfigureAwait(false);
+            LastPacketWritten = !flush.IsCompleted && !flush.IsCanceled;
         }
         catch (OperationCanceledException)
         {
@@ -219,6 +227,7 @@ internal sealed class MqttConnectionWriter
                 var flush = await _output.FlushAsync(token).ConfigureAwait(false);
                 if (disconnect is not null || flush.IsCompleted || flush.IsCanceled)
                 {
+                    LastPacketWritten = disconnect is not null && !flush.IsCompleted && !flush.IsCanceled;
                     break;
                 }
             }
@@ -246,7 +255,14 @@ internal sealed class MqttConnectionWriter
         }
 
         var message = item.Message!;
-        var publish = encoder.Prepare(item, _version, _time.GetUtcNow());
+        // Outbound topic alias (5.0 §3.3.2.3.4): a topic the client already maps goes out as an empty name.
+        ushort alias = 0;
+        var aliasKnown = false;
+        if (_aliases is { } aliases)
+        {
+            alias = aliases.Lookup(message.Topic, out aliasKnown);
+        }
+        var publish = encoder.Prepare(item, _version, _time.GetUtcNow(), alias, aliasKnown);
         if (_clientMaximumPacketSize > 0)
         {
             var size = MqttPacketWriter.GetEncodedSize(publish, _version);
@@ -258,13 +274,18 @@ internal sealed class MqttConnectionWriter
                 {
                     _session!.Abandon(item.PacketId);
                 }
-                _broker.RecordDrop(_connection.ClientId!, BrokerMetrics.DropReasons.TooLarge, message.Topic);
+                _broker.RecordDrop(_connection.ClientId!, MqttMetrics.DropReasons.TooLarge, message.Topic);
                 return;
             }
         }
 
         MqttPacketWriter.Write(_output, publish, _version);
-        BrokerMetrics.MessageOut(item.Qos, message.Payload.Length);
+        if (alias != 0 && !aliasKnown)
+        {
+            // Only now does the client learn the mapping: a message dropped above must not establish it.
+            _aliases!.Establish(message.Topic, alias);
+        }
+        _broker.Metrics.MessageOut(item.Qos, message.Payload.Length);
         _broker.CountSent();
     }
 
@@ -272,11 +293,11 @@ internal sealed class MqttConnectionWriter
     {
         if (drops.Expired > 0)
         {
-            _broker.RecordDrop(_connection.ClientId!, BrokerMetrics.DropReasons.Expired, null, drops.Expired);
+            _broker.RecordDrop(_connection.ClientId!, MqttMetrics.DropReasons.Expired, null, drops.Expired);
         }
         if (drops.Denied > 0)
         {
-            _broker.RecordDrop(_connection.ClientId!, BrokerMetrics.DropReasons.Denied, null, drops.Denied);
+            _broker.RecordDrop(_connection.ClientId!, MqttMetrics.DropReasons.Denied, null, drops.Denied);
         }
     }
 
@@ -287,11 +308,11 @@ internal sealed class MqttConnectionWriter
         private readonly MqttProperties _properties = new();
         private readonly List<uint> _subscriptionIds = new();
 
-        public PublishPacket Prepare(in OutboundItem item, MqttProtocolVersion version, DateTimeOffset now)
+        public PublishPacket Prepare(in OutboundItem item, MqttProtocolVersion version, DateTimeOffset now, ushort alias, bool aliasKnown)
         {
             var message = item.Message!;
             var publish = _publish;
-            publish.Topic = message.Topic;
+            publish.Topic = alias != 0 && aliasKnown ? "" : message.Topic;
             publish.Qos = item.Qos;
             publish.Retain = item.Retain;
             publish.Dup = item.Dup;
@@ -299,9 +320,10 @@ internal sealed class MqttConnectionWriter
             publish.Payload = new ReadOnlySequence<byte>(message.Payload);
             publish.Properties = null;
 
-            if (version == MqttProtocolVersion.V500 && (message.HasProperties || item.SubscriptionIds is not null))
+            if (version == MqttProtocolVersion.V500 && (message.HasProperties || item.SubscriptionIds is not null || alias != 0))
             {
                 var properties = _properties;
+                properties.TopicAlias = alias == 0 ? null : alias;
                 properties.PayloadFormatIndicator = message.PayloadFormatIndicator;
                 properties.MessageExpiryInterval = message.RemainingExpirySeconds(now);
                 properties.ContentType = message.ContentType;

@@ -159,21 +159,21 @@ internal sealed class MqttSession
             {
                 if (Slow)
                 {
-                    return new EnqueueResult(EnqueueOutcome.DroppedNew, message, Diagnostics.BrokerMetrics.DropReasons.SlowSubscriber);
+                    return new EnqueueResult(EnqueueOutcome.DroppedNew, message, Diagnostics.MqttMetrics.DropReasons.SlowSubscriber);
                 }
                 MqttApplicationMessage? dropped = null;
                 if (IsFullLocked())
                 {
                     if (_qos0.Count == 0)
                     {
-                        return new EnqueueResult(EnqueueOutcome.DroppedNew, message, Diagnostics.BrokerMetrics.DropReasons.QueueFull);
+                        return new EnqueueResult(EnqueueOutcome.DroppedNew, message, Diagnostics.MqttMetrics.DropReasons.QueueFull);
                     }
                     dropped = DropOldestQos0Locked();
                 }
                 AddLocked(message, qos, retain, subscriptionIds, size);
                 result = dropped is null
                     ? new EnqueueResult(EnqueueOutcome.Queued, null)
-                    : new EnqueueResult(EnqueueOutcome.DroppedOldest, dropped, Diagnostics.BrokerMetrics.DropReasons.QueueFull);
+                    : new EnqueueResult(EnqueueOutcome.DroppedOldest, dropped, Diagnostics.MqttMetrics.DropReasons.QueueFull);
             }
             else
             {
@@ -187,12 +187,12 @@ internal sealed class MqttSession
                     : !IsFullLocked();
                 if (!fits)
                 {
-                    return new EnqueueResult(EnqueueOutcome.DroppedNew, message, Diagnostics.BrokerMetrics.DropReasons.Overflow);
+                    return new EnqueueResult(EnqueueOutcome.DroppedNew, message, Diagnostics.MqttMetrics.DropReasons.Overflow);
                 }
                 AddLocked(message, qos, retain, subscriptionIds, size);
                 result = dropped is null
                     ? new EnqueueResult(EnqueueOutcome.Queued, null)
-                    : new EnqueueResult(EnqueueOutcome.DroppedOldest, dropped, Diagnostics.BrokerMetrics.DropReasons.QueueFull);
+                    : new EnqueueResult(EnqueueOutcome.DroppedOldest, dropped, Diagnostics.MqttMetrics.DropReasons.QueueFull);
             }
         }
 
@@ -353,7 +353,7 @@ internal sealed class MqttSession
             drops.Expired++;
             return;
         }
-        if (!grants.CanReceive(item.Message.Topic))
+        if (!item.Message.IsDirectReply && !grants.CanReceive(item.Message.Topic))
         {
             drops.Denied++;
             return;
