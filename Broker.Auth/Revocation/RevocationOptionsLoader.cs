@@ -22,7 +22,7 @@ public sealed class RevocationConfigurationException : Exception
 /// RefreshMargin, CrlMaxRefreshInterval, CrlRetryInterval, CrlFilePollInterval, StaleCrlGrace,
 /// StaleCrlPolicy (fail-closed | fail-open), OcspTimeout, OcspCacheTtl, OcspMaxCacheAge, OcspFailureBackoff,
 /// ClockSkew, UseNonce (bool), RequestMethod (post | get), HashAlgorithm (sha256 | sha1), MonitorInterval,
-/// MaxCrlBytes, PerAnchor:&lt;subject or thumbprint&gt;:{Mode, FailurePolicy, OcspUnknown, OcspResponder}.
+/// MaxStatusAge, MaxCrlBytes, PerAnchor:&lt;subject or thumbprint&gt;:{Mode, FailurePolicy, OcspUnknown, OcspResponder}.
 /// Durations are "hh:mm:ss" or a number with ms, s, m, h or d. Every error is collected before throwing.
 /// </summary>
 public static class RevocationOptionsLoader
@@ -32,7 +32,7 @@ public static class RevocationOptionsLoader
         "Mode", "FailurePolicy", "OcspUnknown", "CrlFiles", "FetchDistributionPoints", "CrlTimeout", "RefreshMargin",
         "CrlMaxRefreshInterval", "CrlRetryInterval", "CrlFilePollInterval", "StaleCrlGrace", "StaleCrlPolicy",
         "OcspTimeout", "OcspCacheTtl", "OcspMaxCacheAge", "OcspFailureBackoff", "ClockSkew", "UseNonce",
-        "RequestMethod", "HashAlgorithm", "MonitorInterval", "MaxCrlBytes", "PerAnchor",
+        "RequestMethod", "HashAlgorithm", "MonitorInterval", "MaxStatusAge", "MaxCrlBytes", "PerAnchor",
     };
 
     private static readonly HashSet<string> s_anchorKeys = new(StringComparer.OrdinalIgnoreCase)
@@ -75,6 +75,7 @@ public static class RevocationOptionsLoader
         Duration(section, "OcspFailureBackoff", prefix, errors, positive: false, v => options.OcspFailureBackoff = v);
         Duration(section, "ClockSkew", prefix, errors, positive: false, v => options.ClockSkew = v);
         Duration(section, "MonitorInterval", prefix, errors, positive: true, v => options.MonitorInterval = v);
+        Duration(section, "MaxStatusAge", prefix, errors, positive: true, v => options.MaxStatusAge = v);
 
         if (section["MaxCrlBytes"] is { } maxBytes)
         {
