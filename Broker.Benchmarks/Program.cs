@@ -8,6 +8,11 @@ internal static class BenchmarkProgram
 {
     public static int Main(string[] args)
     {
+        if (args is ["load", .. var load])
+        {
+            // The publish load generator (Load/LoadGenerator.cs): scenarios beside Mosquitto, loss counted.
+            return Load.LoadGenerator.RunAsync(load).GetAwaiter().GetResult();
+        }
         if (args is ["est-burst", .. var rest])
         {
             // A load tool, not a BenchmarkDotNet benchmark: one burst of EST enrollments (docs/benchmarks.md).

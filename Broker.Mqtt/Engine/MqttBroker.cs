@@ -28,6 +28,7 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
     private readonly ConcurrentDictionary<MqttConnection, byte> _connections = new();
     private readonly SubscriptionIndex _subscriptions = new();
     private readonly RetainedMessageStore _retained = new();
+    private readonly QueueBudget _budget;
     private readonly ITimer _maintenance;
     private int _sessionCount;
     private long _messagesReceived;
@@ -45,6 +46,8 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
         Authorizer = authorizer ?? AllowAllAuthorizer.Instance;
         Logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("OmniBroker.Mqtt.Engine");
         TimeProvider = timeProvider ?? TimeProvider.System;
+        _budget = new QueueBudget(options, TimeProvider);
+        DropLog = new AggregatedLog(Logger, TimeProvider, options.LogAggregationInterval);
         _ownedMetrics = metrics is null ? new MqttMetrics() : null;
         Metrics = metrics ?? _ownedMetrics!;
         Metrics.Observe(this);
@@ -63,6 +66,12 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
     public long SubscriptionCount => _subscriptions.Count;
 
     public long RetainedMessageCount => _retained.Count;
+
+    /// <summary>Messages queued for subscribers beyond their inflight windows.</summary>
+    public long QueuedMessageCount => _budget.QueuedMessages;
+
+    /// <summary>Bytes queued for subscribers (bounded by <see cref="MqttBrokerOptions.MaxQueuedBytesTotal"/>).</summary>
+    public long QueuedBytes => _budget.QueuedBytes;
 
     /// <summary>Clients past a successful CONNACK and not yet closing.</summary>
     public int ConnectedClientCount => _connections.Keys.Count(c => c.IsConnected);
@@ -85,6 +94,7 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
     public IReservedTopicHandler? ReservedTopicHandler { get; set; }
     internal ILogger Logger { get; }
     internal TimeProvider TimeProvider { get; }
+    internal AggregatedLog DropLog { get; }
     internal SubscriptionIndex Subscriptions => _subscriptions;
     internal RetainedMessageStore Retained => _retained;
     internal EngineLimits Limits { get; }
@@ -186,6 +196,36 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
 
     internal void CountDropped(int count = 1) => Interlocked.Add(ref _messagesDropped, count);
 
+    /// <summary>Counts, meters and logs (aggregated) <paramref name="count"/> dropped messages of a client.</summary>
+    internal void RecordDrop(string clientId, string reason, string? topic, int count = 1)
+    {
+        Metrics.MessageDropped(reason, count);
+        CountDropped(count);
+        DropLog.Record(clientId, reason, denial: false, topic, count);
+    }
+
+    /// <summary>A publisher waited for <paramref name="session"/> for the slow-subscriber timeout: declares it slow
+    /// (if its queue is still full) and applies <see cref="MqttBrokerOptions.SlowSubscriberPolicy"/>.</summary>
+    internal void DeclareSlow(MqttSession session)
+    {
+        var declaration = session.DeclareSlow();
+        if (!declaration.Declared)
+        {
+            return;
+        }
+        var policy = Options.SlowSubscriberPolicy;
+        Metrics.SlowSubscriber(policy == SlowSubscriberPolicy.Disconnect);
+        Logger.SlowSubscriber(session.ClientId, Options.SlowSubscriberTimeout, policy);
+        if (declaration.DroppedQos0 > 0)
+        {
+            RecordDrop(session.ClientId, MqttMetrics.DropReasons.SlowSubscriber, null, declaration.DroppedQos0);
+        }
+        if (policy == SlowSubscriberPolicy.Disconnect)
+        {
+            declaration.Connection?.RequestClose(MqttReasonCode.QuotaExceeded);
+        }
+    }
+
     /// <summary>
     /// Binds <paramref name="connection"/> to the session of <paramref name="clientId"/> (§3.1.2.4, §4.1). An existing
     /// connection with the same ClientId is taken over: 5.0 DISCONNECT 0x8E, then closed [MQTT-3.1.4-3]. Clean Start
@@ -239,7 +279,7 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
 
             if (existing is null)
             {
-                session = new MqttSession(clientId, Options.MaxQueuedMessagesPerSession);
+                session = new MqttSession(clientId, _budget);
                 _sessions.Add(clientId, session);
                 Interlocked.Increment(ref _sessionCount);
                 present = false;
@@ -416,7 +456,7 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
         _retained.Match(subscription.TopicFilter, TimeProvider.GetUtcNow(), messages);
         var session = subscription.Session;
         var ids = subscription.SubscriptionId != 0 ? new[] { subscription.SubscriptionId } : null;
-        var dropped = 0;
+        var due = new List<(MqttApplicationMessage, MqttQos, uint[]?)>(messages.Count);
         foreach (var message in messages)
         {
             if (subscription.Options.NoLocal && message.PublisherClientId == session.ClientId)
@@ -428,20 +468,10 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
                 Metrics.AuthorizationDecision(MqttMetrics.Actions.Receive, false);
                 continue;
             }
-            var outcome = session.Enqueue(message, TopicFilters.Min(message.Qos, subscription.Options.MaximumQos), retain: true, ids).Outcome;
-            if (outcome is EnqueueOutcome.DroppedOldest or EnqueueOutcome.DroppedNew)
-            {
-                dropped++;
-            }
+            due.Add((message, TopicFilters.Min(message.Qos, subscription.Options.MaximumQos), ids));
         }
-
-        // A wide filter can match more retained messages than the queue holds: one log line, not one per message.
-        if (dropped > 0)
-        {
-            Logger.RetainedDropped(session.ClientId, dropped, subscription.Filter, session.MaxQueuedMessages);
-            Metrics.MessageDropped(MqttMetrics.DropReasons.QueueFull, dropped);
-            CountDropped(dropped);
-        }
+        // All of them [MQTT-3.3.1-6], however many: they stream through the inflight window as the client acknowledges.
+        session.EnqueueRetained(due);
     }
 
     // ------------------------------------------------------------------ publish
@@ -452,11 +482,11 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
     /// needs it, and that one array is shared by all recipients. Returns the number of recipients.
     /// </summary>
     internal int Publish(string topic, in ReadOnlySequence<byte> payload, MqttQos qos, bool retain, MqttProperties? properties,
-        string? publisherClientId) => Publish(topic, payload, qos, retain, properties, publisherClientId, out _);
+        string? publisherClientId, DeliveryContext? context = null) => Publish(topic, payload, qos, retain, properties, publisherClientId, context, out _);
 
     /// <param name="retainRefused">true when the message was delivered but, over a retained limit, not retained.</param>
     internal int Publish(string topic, in ReadOnlySequence<byte> payload, MqttQos qos, bool retain, MqttProperties? properties,
-        string? publisherClientId, out bool retainRefused)
+        string? publisherClientId, DeliveryContext? context, out bool retainRefused)
     {
         retainRefused = false;
         Interlocked.Increment(ref _messagesReceived);
@@ -478,7 +508,7 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
                 retainRefused = true;
                 Limits.RetainRefused(exceeded, publisherClientId, topic, message.Payload.Length);
             }
-            return Deliver(message, matches, groups);
+            return Deliver(message, matches, groups, context);
         }
         finally
         {
@@ -492,7 +522,7 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
     /// into ONE delivery at the highest granted QoS carrying every Subscription Identifier: fewer duplicates for the
     /// device, and 3.1.1 requires exactly that [MQTT-3.3.5-1]. Shared subscriptions are deliveries of their own.
     /// </summary>
-    private int Deliver(MqttApplicationMessage message, List<Subscription> matches, List<SharedGroup> groups)
+    private int Deliver(MqttApplicationMessage message, List<Subscription> matches, List<SharedGroup> groups, DeliveryContext? context)
     {
         var delivered = 0;
         if (matches.Count > 1)
@@ -529,7 +559,7 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
 
             // RETAIN is kept only with Retain As Published [MQTT-3.3.1-12], [MQTT-3.3.1-13]; 3.1.1 clears it
             // [MQTT-3.3.1-9].
-            if (any && DeliverTo(session, message, TopicFilters.Min(message.Qos, qos), message.Retain && retainAsPublished, ids))
+            if (any && DeliverTo(session, message, TopicFilters.Min(message.Qos, qos), message.Retain && retainAsPublished, ids, context))
             {
                 delivered++;
             }
@@ -537,7 +567,7 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
 
         foreach (var group in groups)
         {
-            if (DeliverToGroup(group, message))
+            if (DeliverToGroup(group, message, context))
             {
                 delivered++;
             }
@@ -548,7 +578,7 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
     /// <summary>One member per message (5.0 §4.8.2), round-robin, preferring connected members
     /// allowed to receive the topic; a message is queued in an offline member's session only if no member is
     /// connected.</summary>
-    private bool DeliverToGroup(SharedGroup group, MqttApplicationMessage message)
+    private bool DeliverToGroup(SharedGroup group, MqttApplicationMessage message, DeliveryContext? context)
     {
         var members = group.Members;
         if (members.Length == 0)
@@ -567,21 +597,22 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
             }
             if (member.Session.Connection is not null)
             {
-                return DeliverShared(member, message);
+                return DeliverShared(member, message, context);
             }
             offlineCandidate ??= member;
         }
-        return offlineCandidate is not null && DeliverShared(offlineCandidate, message);
+        return offlineCandidate is not null && DeliverShared(offlineCandidate, message, context);
     }
 
-    private bool DeliverShared(Subscription member, MqttApplicationMessage message)
+    private bool DeliverShared(Subscription member, MqttApplicationMessage message, DeliveryContext? context)
     {
         var ids = member.SubscriptionId != 0 ? new[] { member.SubscriptionId } : null;
         return DeliverTo(member.Session, message, TopicFilters.Min(message.Qos, member.Options.MaximumQos),
-            message.Retain && member.Options.RetainAsPublished, ids);
+            message.Retain && member.Options.RetainAsPublished, ids, context);
     }
 
-    private bool DeliverTo(MqttSession session, MqttApplicationMessage message, MqttQos qos, bool retain, uint[]? subscriptionIds)
+    private bool DeliverTo(MqttSession session, MqttApplicationMessage message, MqttQos qos, bool retain, uint[]? subscriptionIds,
+        DeliveryContext? context)
     {
         // CanReceive is checked per subscriber at delivery time; the writer checks again with the grants of the
         // connection that finally sends it.
@@ -598,15 +629,23 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
         var result = session.Enqueue(message, qos, retain, subscriptionIds);
         switch (result.Outcome)
         {
+            case EnqueueOutcome.QueuedFull:
+                // Backpressure: the publisher is not read again, nor acknowledged, until there is room. Its own
+                // session is not waited for: its room depends on acknowledgements the paused reader would not read.
+                if (context is not null && !ReferenceEquals(session, context.Publisher))
+                {
+                    context.Held.Add(session);
+                }
+                return true;
             case EnqueueOutcome.DroppedOldest:
-                Logger.DroppedOldestQos0(session.ClientId, session.MaxQueuedMessages, result.Dropped!.Topic);
-                Metrics.MessageDropped(MqttMetrics.DropReasons.QueueFull);
-                CountDropped();
+                RecordDrop(session.ClientId, result.Reason!, result.Dropped!.Topic);
                 return true;
             case EnqueueOutcome.DroppedNew:
-                Logger.DroppedNew(session.ClientId, session.MaxQueuedMessages, qos, message.Topic);
-                Metrics.MessageDropped(MqttMetrics.DropReasons.QueueFull);
-                CountDropped();
+                RecordDrop(session.ClientId, result.Reason!, message.Topic);
+                if (qos != MqttQos.AtMostOnce && context is not null)
+                {
+                    context.Overflow = true;
+                }
                 return false;
             case EnqueueOutcome.SessionEnded:
                 return false;
@@ -678,6 +717,7 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
 
     internal void RunMaintenance()
     {
+        DropLog.Flush();
         List<WillState>? wills = null;
         var now = TimeProvider.GetUtcNow();
         lock (_sessionsLock)

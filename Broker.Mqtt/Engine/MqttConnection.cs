@@ -27,6 +27,8 @@ internal sealed class MqttConnection
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly MqttConnectionWriter _writer;
+    // Completed by RequestClose: a publisher held back for a subscriber stops waiting.
+    private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     // Guarded by _stateLock.
     private readonly Lock _stateLock = new();
@@ -52,6 +54,8 @@ internal sealed class MqttConnection
     private MqttProtocolVersion _refusalVersion;
     private CancellationTokenRegistration _revokedRegistration;
     private IClientIdentityFeature? _identity;
+    private DeliveryContext? _delivery;
+    private PendingAck _pendingAck;
 
     public MqttConnection(MqttBroker broker, ConnectionContext context)
     {
@@ -114,6 +118,11 @@ internal sealed class MqttConnection
                             stop = true;
                             break;
                         }
+                        if (_delivery is { Held.Count: > 0 })
+                        {
+                            // A subscriber's queue is full: stop reading (TCP backpressure) until it has room.
+                            break;
+                        }
                     }
                 }
                 finally
@@ -136,6 +145,10 @@ internal sealed class MqttConnection
                 {
                     outcome = buffer.IsEmpty ? "closed by peer" : "closed by peer inside a packet";
                     break;
+                }
+                if (_delivery is { Held.Count: > 0 })
+                {
+                    await HoldAsync().ConfigureAwait(false);
                 }
                 await _writer.WaitForControlBacklogAsync().ConfigureAwait(false);
             }
@@ -191,6 +204,7 @@ internal sealed class MqttConnection
             }
         }
         _writer.Close(disconnect);
+        _closed.TrySetResult();
         _context.Transport.Input.CancelPendingRead();
     }
 
@@ -302,6 +316,7 @@ internal sealed class MqttConnection
         ConnectedAt = _time.GetUtcNow();
         var (session, sessionPresent) = _broker.AttachSession(this, clientId, connect.CleanStart, expiry, _grants);
         _session = session;
+        _delivery = new DeliveryContext(session);
 
         // First packet written: the writer starts below, and writes control packets before session messages.
         _writer.Send(negotiation.BuildConnAck(_version.Value, _options, sessionPresent, decision.ConnAckUserProperties));
@@ -405,7 +420,7 @@ internal sealed class MqttConnection
         _broker.Metrics.AuthorizationDecision(MqttMetrics.Actions.Publish, allowed);
         if (!allowed)
         {
-            _logger.PublishDenied(ClientId!, topic, qos, retain);
+            _broker.DropLog.Record(ClientId!, "publish_denied", denial: true, topic);
             _broker.Metrics.MessageDropped(MqttMetrics.DropReasons.Denied);
             _broker.CountDropped();
             if (v5)
@@ -435,12 +450,83 @@ internal sealed class MqttConnection
         // Identifier and deliver onwards now; PUBREL only releases the identifier. While the identifier is held a
         // retransmitted PUBLISH is acknowledged but not delivered again, which gives exactly-once delivery without
         // keeping the message itself.
-        var delivered = _broker.Publish(topic, publish.Payload, qos, retain, v5 ? publish.Properties : null, ClientId, out var retainRefused);
-        Acknowledge(session, qos, packetId,
-            !v5 ? MqttReasonCode.Success
+        var delivery = _delivery!;
+        delivery.Reset();
+        var delivered = _broker.Publish(topic, publish.Payload, qos, retain, v5 ? publish.Properties : null, ClientId, delivery, out var retainRefused);
+        var reasonCode = !v5 ? MqttReasonCode.Success
             : retainRefused ? MqttReasonCode.QuotaExceeded // delivered, but over a retained-message limit: not retained
-            : delivered == 0 ? MqttReasonCode.NoMatchingSubscribers : MqttReasonCode.Success);
+            : delivered == 0 ? MqttReasonCode.NoMatchingSubscribers : MqttReasonCode.Success;
+        if (delivery.Overflow && v5)
+        {
+            // Some session could not absorb its copy: the publisher learns it before any acknowledgement (0x97 also
+            // ends a QoS 2 flow, so no identifier is held).
+            reasonCode = MqttReasonCode.QuotaExceeded;
+        }
+        if (delivery.Held.Count > 0)
+        {
+            // Acknowledged once every held subscriber has room (HoldAsync); a QoS 2 identifier is recorded now so a
+            // retransmission after a reconnect is not delivered twice.
+            if (qos == MqttQos.ExactlyOnce && (byte)reasonCode < 0x80)
+            {
+                session.TryBeginInboundQos2(packetId);
+            }
+            _pendingAck = new PendingAck(qos, packetId, reasonCode);
+            return;
+        }
+        Acknowledge(session, qos, packetId, reasonCode);
     }
+
+    /// <summary>Waits until every subscriber whose queue the last PUBLISH filled has room again, declaring slow (and
+    /// handling by policy) those full for longer than the slow-subscriber timeout; then sends the held acknowledgement.</summary>
+    private async Task HoldAsync()
+    {
+        var started = _time.GetTimestamp();
+        var held = _delivery!.Held;
+        foreach (var subscriber in held)
+        {
+            while (!_closeRequested)
+            {
+                var room = subscriber.WaitForRoomAsync();
+                if (room.IsCompleted)
+                {
+                    break;
+                }
+                var remaining = _options.SlowSubscriberTimeout - subscriber.FullFor();
+                if (remaining > TimeSpan.Zero)
+                {
+                    using var timeout = new CancellationTokenSource();
+                    var delay = Task.Delay(remaining, _time, timeout.Token);
+                    var first = await Task.WhenAny(room, _closed.Task, delay).ConfigureAwait(false);
+                    timeout.Cancel();
+                    if (first != delay)
+                    {
+                        continue;
+                    }
+                }
+                _broker.DeclareSlow(subscriber);
+            }
+        }
+        held.Clear();
+        _broker.Metrics.PublisherHeldBack(_time.GetElapsedTime(started).TotalSeconds);
+        if (_closeRequested)
+        {
+            return;
+        }
+        var ack = _pendingAck;
+        _pendingAck = default;
+        if (ack.Qos == MqttQos.AtMostOnce)
+        {
+            return;
+        }
+        if (ack.Qos == MqttQos.ExactlyOnce)
+        {
+            Send(new PubAckPacket(MqttPacketType.PubRec) { PacketId = ack.PacketId, ReasonCode = ack.ReasonCode });
+            return;
+        }
+        Send(new PubAckPacket(MqttPacketType.PubAck) { PacketId = ack.PacketId, ReasonCode = ack.ReasonCode });
+    }
+
+    private readonly record struct PendingAck(MqttQos Qos, ushort PacketId, MqttReasonCode ReasonCode);
 
     // MQTT 5.0 §4.10 request/response with the broker itself as responder: the reply is queued for this session only.
     private void HandleReserved(IReservedTopicHandler handler, PublishPacket publish, string topic, MqttSession session)
@@ -582,7 +668,7 @@ internal sealed class MqttConnection
             _broker.Metrics.AuthorizationDecision(MqttMetrics.Actions.Subscribe, allowed);
             if (!allowed)
             {
-                _logger.SubscribeDenied(ClientId!, request.Filter);
+                _broker.DropLog.Record(ClientId!, "subscribe_denied", denial: true, request.Filter);
                 codes.Add(MqttReasonCode.NotAuthorized);
                 continue;
             }

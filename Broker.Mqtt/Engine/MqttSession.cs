@@ -9,7 +9,7 @@ namespace OmniBroker.Mqtt.Engine;
 /// session is persistent. Every mutable field is guarded by <see cref="Sync"/>; lock order is broker sessions lock,
 /// then a session's <see cref="Sync"/>, then the subscription index or retained store.
 /// </summary>
-internal sealed class MqttSession
+internal sealed partial class MqttSession
 {
     private static long s_nextId;
 
@@ -20,14 +20,28 @@ internal sealed class MqttSession
     private readonly Dictionary<ushort, InflightMessage> _inflight = new();
     private readonly Queue<InflightMessage> _resend = new();
     private readonly HashSet<ushort> _inboundQos2 = new();
+    // Retained messages due after SUBSCRIBE [MQTT-3.3.1-6]: references into the retained store, streamed through the
+    // inflight window ahead of the queue, so their number is not bounded by the queue.
+    private readonly Queue<QueuedMessage> _retained = new();
+    private readonly QueueBudget _budget;
     private long _sequence;
+    private long _queuedBytes;
+    private long _fullSince;
     private ushort _lastPacketId;
     private volatile IClientGrants? _grants;
+    private MqttConnection? _connection;
+    private TaskCompletionSource? _roomWaiter;
 
     public MqttSession(string clientId, int maxQueuedMessages)
+        : this(clientId, QueueBudget.WithMessageLimit(maxQueuedMessages))
+    {
+    }
+
+    public MqttSession(string clientId, QueueBudget budget)
     {
         ClientId = clientId;
-        MaxQueuedMessages = Math.Max(1, maxQueuedMessages);
+        _budget = budget;
+        MaxQueuedMessages = budget.MaxMessages;
         Id = Interlocked.Increment(ref s_nextId);
     }
 
@@ -40,8 +54,33 @@ internal sealed class MqttSession
 
     public int MaxQueuedMessages { get; }
 
-    /// <summary>The connection currently bound to the session; null while offline. Guarded by <see cref="Sync"/>.</summary>
-    public MqttConnection? Connection { get; set; }
+    /// <summary>The connection currently bound to the session; null while offline. Guarded by <see cref="Sync"/>.
+    /// A change ends the slow state and releases held publishers: offline queues never hold anyone back.</summary>
+    public MqttConnection? Connection
+    {
+        get => _connection;
+        set
+        {
+            _connection = value;
+            Slow = false;
+            _fullSince = 0;
+            ReleaseWaitersLocked();
+        }
+    }
+
+    /// <summary>Declared slow (<see cref="DeclareSlow"/>): publishers no longer wait for it. Guarded by <see cref="Sync"/>.</summary>
+    public bool Slow { get; private set; }
+
+    public long QueuedBytes
+    {
+        get
+        {
+            lock (Sync)
+            {
+                return _queuedBytes;
+            }
+        }
+    }
 
     /// <summary>Session Expiry Interval in seconds after the connection closes (0 = ends with the connection).</summary>
     public uint ExpiryInterval { get; set; }
@@ -87,42 +126,12 @@ internal sealed class MqttSession
         }
     }
 
-    /// <summary>Queues a message for the client. When the queue is full the oldest queued QoS 0 message makes
-    /// room, otherwise the new message is refused; the caller counts and logs what was dropped.</summary>
-    public EnqueueResult Enqueue(MqttApplicationMessage message, MqttQos qos, bool retain, uint[]? subscriptionIds)
-    {
-        MqttConnection? connection;
-        MqttApplicationMessage? dropped = null;
-        lock (Sync)
-        {
-            if (Ended)
-            {
-                return new EnqueueResult(EnqueueOutcome.SessionEnded, null);
-            }
-
-            if (_qos0.Count + _qos12.Count >= MaxQueuedMessages)
-            {
-                if (_qos0.Count == 0)
-                {
-                    return new EnqueueResult(EnqueueOutcome.DroppedNew, message);
-                }
-                dropped = _qos0.Dequeue().Message;
-            }
-
-            var item = new QueuedMessage(message, qos, retain, subscriptionIds, ++_sequence);
-            (qos == MqttQos.AtMostOnce ? _qos0 : _qos12).Enqueue(item);
-            connection = Connection;
-        }
-
-        connection?.Signal();
-        return new EnqueueResult(dropped is null ? EnqueueOutcome.Queued : EnqueueOutcome.DroppedOldest, dropped);
-    }
-
     /// <summary>
     /// Moves sendable work into <paramref name="batch"/>: first the resends of a resumed session (PUBLISH with
     /// DUP=1, or PUBREL for messages already at PUBREC) in their original order [MQTT-4.4.0-1], [MQTT-4.6.0-1],
-    /// then queued messages while the inflight window allows. QoS 0 messages may pass QoS 1/2 messages blocked
-    /// by a full window (5.0 §4.9). QoS 1/2 messages get a packet identifier and enter the inflight table here.
+    /// then retained messages due after SUBSCRIBE, then queued messages while the inflight window allows. QoS 0
+    /// messages may pass QoS 1/2 messages blocked by a full window (5.0 §4.9). QoS 1/2 messages get a packet
+    /// identifier and enter the inflight table here. Publishers held back are released once the queue is half empty.
     /// </summary>
     public void TakeOutbound(List<OutboundItem> batch, int maxItems, int window, DateTimeOffset now, IClientGrants grants,
         ref DropCounts drops)
@@ -141,6 +150,19 @@ internal sealed class MqttSession
                     : OutboundItem.Publish(entry.Message!, entry.Qos, entry.Retain, dup: true, entry.PacketId, entry.SubscriptionIds));
             }
 
+            while (_retained.Count > 0 && batch.Count < maxItems)
+            {
+                var item = _retained.Peek();
+                if (item.Qos != MqttQos.AtMostOnce && _inflight.Count >= window)
+                {
+                    break;
+                }
+                _retained.Dequeue();
+                AddToBatchLocked(batch, item, now, grants, ref drops);
+            }
+
+            var taken = 0;
+            long takenBytes = 0;
             while (batch.Count < maxItems)
             {
                 var useQos0 = _qos0.Count > 0 && (_qos12.Count == 0 || _qos0.Peek().Sequence < _qos12.Peek().Sequence);
@@ -150,7 +172,7 @@ internal sealed class MqttSession
                     {
                         break;
                     }
-                    if (_inflight.Count >= window)
+                    if (_inflight.Count >= window || _retained.Count > 0)
                     {
                         if (_qos0.Count == 0)
                         {
@@ -161,29 +183,49 @@ internal sealed class MqttSession
                 }
 
                 var item = (useQos0 ? _qos0 : _qos12).Dequeue();
-                if (item.Message.IsExpired(now))
-                {
-                    drops.Expired++;
-                    continue;
-                }
-                if (!item.Message.IsDirectReply && !grants.CanReceive(item.Message.Topic))
-                {
-                    drops.Denied++;
-                    continue;
-                }
+                taken++;
+                takenBytes += item.Message.QueuedSize;
+                AddToBatchLocked(batch, item, now, grants, ref drops);
+            }
 
-                if (item.Qos == MqttQos.AtMostOnce)
+            if (taken > 0)
+            {
+                _queuedBytes -= takenBytes;
+                _budget.Add(-taken, -takenBytes);
+                if (CanResumeLocked())
                 {
-                    batch.Add(OutboundItem.Publish(item.Message, item.Qos, item.Retain, dup: false, 0, item.SubscriptionIds));
-                    continue;
+                    // Congested from full until drained to half: the slow-subscriber clock runs for that whole time.
+                    _fullSince = 0;
+                    // A slow subscriber (DropQos0) that caught up is treated like any other again.
+                    Slow = false;
+                    ReleaseWaitersLocked();
                 }
-
-                var packetId = AllocatePacketId();
-                var inflight = new InflightMessage(packetId, item.Message, item.Qos, item.Retain, item.SubscriptionIds, item.Sequence);
-                _inflight.Add(packetId, inflight);
-                batch.Add(OutboundItem.Publish(item.Message, item.Qos, item.Retain, dup: false, packetId, item.SubscriptionIds));
             }
         }
+    }
+
+    private void AddToBatchLocked(List<OutboundItem> batch, in QueuedMessage item, DateTimeOffset now, IClientGrants grants, ref DropCounts drops)
+    {
+        if (item.Message.IsExpired(now))
+        {
+            drops.Expired++;
+            return;
+        }
+        if (!item.Message.IsDirectReply && !grants.CanReceive(item.Message.Topic))
+        {
+            drops.Denied++;
+            return;
+        }
+
+        if (item.Qos == MqttQos.AtMostOnce)
+        {
+            batch.Add(OutboundItem.Publish(item.Message, item.Qos, item.Retain, dup: false, 0, item.SubscriptionIds));
+            return;
+        }
+
+        var packetId = AllocatePacketId();
+        _inflight.Add(packetId, new InflightMessage(packetId, item.Message, item.Qos, item.Retain, item.SubscriptionIds, item.Sequence));
+        batch.Add(OutboundItem.Publish(item.Message, item.Qos, item.Retain, dup: false, packetId, item.SubscriptionIds));
     }
 
     /// <summary>Forgets an outbound message that could not be sent at all (larger than the client's Maximum Packet
@@ -314,8 +356,11 @@ internal sealed class MqttSession
             }
         }
         var qos0 = _qos0.Count;
+        _budget.Add(-(_qos0.Count + _qos12.Count), -_queuedBytes);
+        _queuedBytes = 0;
         _qos0.Clear();
         _qos12.Clear();
+        _retained.Clear();
         _inflight.Clear();
         _resend.Clear();
         _inboundQos2.Clear();
@@ -359,45 +404,3 @@ internal sealed class MqttSession
     }
 }
 
-internal enum EnqueueOutcome
-{
-    Queued,
-    /// <summary>Queued after dropping the oldest queued QoS 0 message (<see cref="EnqueueResult.Dropped"/>).</summary>
-    DroppedOldest,
-    /// <summary>Queue full of QoS 1/2 messages: the new message was dropped.</summary>
-    DroppedNew,
-    SessionEnded,
-}
-
-internal readonly record struct EnqueueResult(EnqueueOutcome Outcome, MqttApplicationMessage? Dropped);
-
-internal enum PubRecOutcome
-{
-    SendPubRel,
-    Refused,
-    NotFound,
-}
-
-internal struct DropCounts
-{
-    public int Expired;
-    public int Denied;
-}
-
-/// <summary>A PUBLISH or PUBREL the writer loop must encode.</summary>
-internal readonly record struct OutboundItem(bool IsPubRel, ushort PacketId, MqttApplicationMessage? Message, MqttQos Qos, bool Retain, bool Dup,
-    uint[]? SubscriptionIds)
-{
-    public static OutboundItem PubRel(ushort packetId) => new(true, packetId, null, MqttQos.ExactlyOnce, false, false, null);
-
-    public static OutboundItem Publish(MqttApplicationMessage message, MqttQos qos, bool retain, bool dup, ushort packetId, uint[]? subscriptionIds) =>
-        new(false, packetId, message, qos, retain, dup, subscriptionIds);
-}
-
-/// <summary>A will waiting for its delay (5.0 §3.1.3.2.2) or for the session to end.</summary>
-internal sealed record PendingWill(WillState Will, DateTimeOffset DueAt);
-
-/// <summary>A connection's will with what is needed to publish it later: a private copy of the payload and the
-/// grants it is checked against.</summary>
-internal sealed record WillState(string ClientId, string Topic, byte[] Payload, MqttQos Qos, bool Retain, MqttProperties? Properties,
-    uint DelaySeconds, IClientGrants Grants);
