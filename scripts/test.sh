@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole OmniBroker test suite. Installs the real peers the tests talk to when they are missing:
 # mosquitto-clients (mosquitto_pub/sub), python3-paho-mqtt, openssl (an `openssl ocsp` responder),
-# prometheus (promtool) and Node's `mqtt` package (MQTT.js) for the WebSocket tests.
+# prometheus (promtool), afl++ (the fuzzing smoke run), curl (the EST tests) and Node's `mqtt` package (MQTT.js)
+# for the WebSocket tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,7 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v afl-fuzz >/dev/null 2>&1 || need+=(afl++)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
