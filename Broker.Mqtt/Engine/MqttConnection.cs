@@ -70,6 +70,10 @@ internal sealed class MqttConnection
     private MqttProtocolVersion _refusalVersion;
     private CancellationTokenRegistration _revokedRegistration;
     private IClientIdentityFeature? _identity;
+    // Acknowledgements waiting for the store commit of their message (strict durability), in order; touched by the
+    // reader loop only.
+    private List<PubAckPacket>? _heldAcks;
+    private long _heldUntil;
 
     public MqttConnection(MqttBroker broker, ConnectionContext context)
     {
@@ -84,6 +88,7 @@ internal sealed class MqttConnection
     public string? ClientId { get; private set; }
     public EndPoint? RemoteEndPoint { get; }
     public X509Certificate2? Certificate => _identity?.Certificate;
+    public IReadOnlyList<X509Certificate2>? CertificateChain => _identity?.Chain;
     public MqttProtocolVersion ProtocolVersion => _version ?? MqttProtocolVersion.V311;
     public DateTimeOffset ConnectedAt { get; private set; }
     public bool IsConnected => _connected && !_closeRequested;
@@ -136,6 +141,11 @@ internal sealed class MqttConnection
                     input.AdvanceTo(consumed, examined);
                 }
 
+                if (_heldAcks is not null)
+                {
+                    // One commit wait per read: the acknowledgements of a pipelined burst share one group commit.
+                    await ReleaseHeldAcksAsync().ConfigureAwait(false);
+                }
                 if (stop)
                 {
                     outcome = _clientDisconnected ? "DISCONNECT" : "refused";
@@ -502,7 +512,7 @@ internal sealed class MqttConnection
         {
             // A retransmission of a QoS 2 PUBLISH we already delivered (method B below): acknowledge again, do not
             // deliver again (5.0 §4.3.3, 3.1.1 §4.3.3).
-            Send(new PubAckPacket(MqttPacketType.PubRec) { PacketId = packetId });
+            SendAck(new PubAckPacket(MqttPacketType.PubRec) { PacketId = packetId }, 0);
             return;
         }
         if (v5 && qos != MqttQos.AtMostOnce && session.InboundQos2Count >= _options.ReceiveMaximum)
@@ -541,26 +551,104 @@ internal sealed class MqttConnection
             return;
         }
 
+        if (qos != MqttQos.AtMostOnce && !_broker.CanStoreDurably)
+        {
+            // The store cannot write (disk full): refuse instead of acknowledging what cannot be kept.
+            RefuseUnstorable(topic, qos, packetId);
+            return;
+        }
+
         // Inbound QoS 2 uses method B of the spec's QoS 2 flow (3.1.1 Figure 4.3, 5.0 Figure 4.3): store the Packet
         // Identifier and deliver onwards now; PUBREL only releases the identifier. While the identifier is held a
         // retransmitted PUBLISH is acknowledged but not delivered again, which gives exactly-once delivery without
         // keeping the message itself.
-        var delivered = _broker.Publish(topic, publish.Payload, qos, retain, v5 ? publish.Properties : null, ClientId);
-        Acknowledge(session, qos, packetId, v5 && delivered == 0 ? MqttReasonCode.NoMatchingSubscribers : MqttReasonCode.Success);
+        var delivered = _broker.Publish(topic, publish.Payload, qos, retain, v5 ? publish.Properties : null, ClientId, out var position);
+        Acknowledge(session, qos, packetId, v5 && delivered == 0 ? MqttReasonCode.NoMatchingSubscribers : MqttReasonCode.Success, position);
     }
 
-    private void Acknowledge(MqttSession session, MqttQos qos, ushort packetId, MqttReasonCode reasonCode)
+    private void Acknowledge(MqttSession session, MqttQos qos, ushort packetId, MqttReasonCode reasonCode, long position = 0)
     {
         switch (qos)
         {
             case MqttQos.AtLeastOnce:
-                Send(new PubAckPacket(MqttPacketType.PubAck) { PacketId = packetId, ReasonCode = reasonCode });
+                SendAck(new PubAckPacket(MqttPacketType.PubAck) { PacketId = packetId, ReasonCode = reasonCode }, position);
                 break;
             case MqttQos.ExactlyOnce:
-                session.TryBeginInboundQos2(packetId);
-                Send(new PubAckPacket(MqttPacketType.PubRec) { PacketId = packetId, ReasonCode = reasonCode });
+                session.TryBeginInboundQos2(packetId, out var held);
+                SendAck(new PubAckPacket(MqttPacketType.PubRec) { PacketId = packetId, ReasonCode = reasonCode }, Math.Max(position, held));
                 break;
         }
+    }
+
+    /// <summary>Sends a PUBACK/PUBREC now, or holds it until the store has committed <paramref name="position"/> (strict
+    /// durability); once one is held, later ones queue behind it to keep acknowledgements in order [MQTT-4.6.0-2].</summary>
+    private void SendAck(PubAckPacket ack, long position)
+    {
+        if (_heldAcks is null && !_broker.MustWaitForCommit(position))
+        {
+            Send(ack);
+            return;
+        }
+        (_heldAcks ??= []).Add(ack);
+        _heldUntil = Math.Max(_heldUntil, position);
+    }
+
+    private async Task ReleaseHeldAcksAsync()
+    {
+        var acks = _heldAcks!;
+        var position = _heldUntil;
+        _heldAcks = null;
+        _heldUntil = 0;
+        try
+        {
+            if (position > 0)
+            {
+                await _broker.Store!.WaitCommittedAsync(position).ConfigureAwait(false);
+            }
+        }
+        catch (StoreUnavailableException)
+        {
+            // Not stored, so not promised: 5.0 gets 0x97 (a PUBREC error also ends the QoS 2 flow), 3.1.1 has no
+            // negative acknowledgement and is closed unacknowledged so that it publishes again later.
+            if (_version != MqttProtocolVersion.V500)
+            {
+                _logger.PublishRefusedStoreUnavailable(ClientId!, MqttQos.AtLeastOnce, "(batch)");
+                RequestClose(null);
+                return;
+            }
+            foreach (var ack in acks)
+            {
+                if ((byte)ack.ReasonCode < 0x80)
+                {
+                    ack.ReasonCode = MqttReasonCode.QuotaExceeded;
+                    if (ack.PacketType == MqttPacketType.PubRec)
+                    {
+                        _session!.CompleteInboundQos2(ack.PacketId);
+                    }
+                }
+            }
+        }
+        foreach (var ack in acks)
+        {
+            Send(ack);
+        }
+    }
+
+    private void RefuseUnstorable(string topic, MqttQos qos, ushort packetId)
+    {
+        _logger.PublishRefusedStoreUnavailable(ClientId!, qos, topic);
+        BrokerMetrics.MessageDropped("store_unavailable");
+        _broker.CountDropped();
+        if (_version != MqttProtocolVersion.V500)
+        {
+            RequestClose(null);
+            return;
+        }
+        SendAck(new PubAckPacket(qos == MqttQos.AtLeastOnce ? MqttPacketType.PubAck : MqttPacketType.PubRec)
+        {
+            PacketId = packetId,
+            ReasonCode = MqttReasonCode.QuotaExceeded,
+        }, 0);
     }
 
     private void HandleAck(PubAckPacket ack)

@@ -9,7 +9,7 @@ namespace OmniBroker.Mqtt.Engine;
 /// session is persistent. Every mutable field is guarded by <see cref="Sync"/>; lock order is broker sessions lock,
 /// then a session's <see cref="Sync"/>, then the subscription index or retained store.
 /// </summary>
-internal sealed class MqttSession
+internal sealed partial class MqttSession
 {
     private static long s_nextId;
 
@@ -23,6 +23,7 @@ internal sealed class MqttSession
     private long _sequence;
     private ushort _lastPacketId;
     private volatile IClientGrants? _grants;
+    private ISessionStore? _store;
 
     public MqttSession(string clientId, int maxQueuedMessages)
     {
@@ -59,6 +60,10 @@ internal sealed class MqttSession
         set => _grants = value;
     }
 
+    /// <summary>Where the session's changes are written while it is persistent (Session Expiry Interval &gt; 0 and a
+    /// store configured); null otherwise. Guarded by <see cref="Sync"/>.</summary>
+    public ISessionStore? Store => _store;
+
     /// <summary>Subscriptions by the filter the client sent. Guarded by <see cref="Sync"/>.</summary>
     public Dictionary<string, Subscription> Subscriptions { get; } = new(StringComparer.Ordinal);
 
@@ -93,29 +98,35 @@ internal sealed class MqttSession
     {
         MqttConnection? connection;
         MqttApplicationMessage? dropped = null;
+        long position = 0;
         lock (Sync)
         {
             if (Ended)
             {
-                return new EnqueueResult(EnqueueOutcome.SessionEnded, null);
+                return new EnqueueResult(EnqueueOutcome.SessionEnded, null, 0);
             }
 
             if (_qos0.Count + _qos12.Count >= MaxQueuedMessages)
             {
                 if (_qos0.Count == 0)
                 {
-                    return new EnqueueResult(EnqueueOutcome.DroppedNew, message);
+                    return new EnqueueResult(EnqueueOutcome.DroppedNew, message, 0);
                 }
                 dropped = _qos0.Dequeue().Message;
             }
 
             var item = new QueuedMessage(message, qos, retain, subscriptionIds, ++_sequence);
             (qos == MqttQos.AtMostOnce ? _qos0 : _qos12).Enqueue(item);
+            if (qos != MqttQos.AtMostOnce && _store is { } store)
+            {
+                // Appended under Sync: the writer's later state change of this row cannot overtake it.
+                position = store.Append(new MessageQueued(ClientId, item.Sequence, message.ToStored(), (byte)qos, retain, subscriptionIds));
+            }
             connection = Connection;
         }
 
         connection?.Signal();
-        return new EnqueueResult(dropped is null ? EnqueueOutcome.Queued : EnqueueOutcome.DroppedOldest, dropped);
+        return new EnqueueResult(dropped is null ? EnqueueOutcome.Queued : EnqueueOutcome.DroppedOldest, dropped, position);
     }
 
     /// <summary>
@@ -164,11 +175,13 @@ internal sealed class MqttSession
                 if (item.Message.IsExpired(now))
                 {
                     drops.Expired++;
+                    Forget(item.Qos, item.Sequence);
                     continue;
                 }
                 if (!grants.CanReceive(item.Message.Topic))
                 {
                     drops.Denied++;
+                    Forget(item.Qos, item.Sequence);
                     continue;
                 }
 
@@ -181,6 +194,8 @@ internal sealed class MqttSession
                 var packetId = AllocatePacketId();
                 var inflight = new InflightMessage(packetId, item.Message, item.Qos, item.Retain, item.SubscriptionIds, item.Sequence);
                 _inflight.Add(packetId, inflight);
+                _store?.Append(new MessageStateChanged(ClientId, item.Sequence,
+                    item.Qos == MqttQos.AtLeastOnce ? StoredMessageState.AwaitingPubAck : StoredMessageState.AwaitingPubRec, packetId));
                 batch.Add(OutboundItem.Publish(item.Message, item.Qos, item.Retain, dup: false, packetId, item.SubscriptionIds));
             }
         }
@@ -192,7 +207,10 @@ internal sealed class MqttSession
     {
         lock (Sync)
         {
-            _inflight.Remove(packetId);
+            if (_inflight.Remove(packetId, out var entry))
+            {
+                Forget(entry.Qos, entry.Sequence);
+            }
         }
     }
 
@@ -204,6 +222,7 @@ internal sealed class MqttSession
             if (_inflight.TryGetValue(packetId, out var entry) && entry.Qos == MqttQos.AtLeastOnce)
             {
                 _inflight.Remove(packetId);
+                Forget(entry.Qos, entry.Sequence);
                 return true;
             }
             return false;
@@ -223,7 +242,12 @@ internal sealed class MqttSession
             if ((byte)reasonCode >= 0x80)
             {
                 _inflight.Remove(packetId);
+                Forget(entry.Qos, entry.Sequence);
                 return PubRecOutcome.Refused;
+            }
+            if (entry.State != InflightState.AwaitingPubComp)
+            {
+                _store?.Append(new MessageStateChanged(ClientId, entry.Sequence, StoredMessageState.AwaitingPubComp, packetId));
             }
             entry.State = InflightState.AwaitingPubComp;
             entry.Message = null;
@@ -239,6 +263,7 @@ internal sealed class MqttSession
             if (_inflight.TryGetValue(packetId, out var entry) && entry.State == InflightState.AwaitingPubComp)
             {
                 _inflight.Remove(packetId);
+                Forget(entry.Qos, entry.Sequence);
                 return true;
             }
             return false;
@@ -247,11 +272,24 @@ internal sealed class MqttSession
 
     /// <summary>Inbound QoS 2 PUBLISH: records the packet identifier until PUBREL. False when it is already held,
     /// i.e. the PUBLISH is a retransmission that must not be delivered again.</summary>
-    public bool TryBeginInboundQos2(ushort packetId)
+    public bool TryBeginInboundQos2(ushort packetId) => TryBeginInboundQos2(packetId, out _);
+
+    /// <summary><see cref="TryBeginInboundQos2(ushort)"/>; <paramref name="position"/> is the store position to wait for
+    /// before PUBREC (0 when nothing was written).</summary>
+    public bool TryBeginInboundQos2(ushort packetId, out long position)
     {
         lock (Sync)
         {
-            return _inboundQos2.Add(packetId);
+            position = 0;
+            if (!_inboundQos2.Add(packetId))
+            {
+                return false;
+            }
+            if (_store is { } store)
+            {
+                position = store.Append(new InboundQos2Saved(ClientId, packetId));
+            }
+            return true;
         }
     }
 
@@ -268,7 +306,12 @@ internal sealed class MqttSession
     {
         lock (Sync)
         {
-            return _inboundQos2.Remove(packetId);
+            if (!_inboundQos2.Remove(packetId))
+            {
+                return false;
+            }
+            _store?.Append(new InboundQos2Deleted(ClientId, packetId));
+            return true;
         }
     }
 
@@ -324,6 +367,8 @@ internal sealed class MqttSession
         return (qos12, qos0);
     }
 
+    public ushort LastPacketId => _lastPacketId;
+
     private ushort AllocatePacketId()
     {
         // The window is at most 65535 entries, so a free identifier exists.
@@ -369,7 +414,8 @@ internal enum EnqueueOutcome
     SessionEnded,
 }
 
-internal readonly record struct EnqueueResult(EnqueueOutcome Outcome, MqttApplicationMessage? Dropped);
+/// <summary><see cref="Position"/>: the store position of the queued row, 0 when nothing was written.</summary>
+internal readonly record struct EnqueueResult(EnqueueOutcome Outcome, MqttApplicationMessage? Dropped, long Position);
 
 internal enum PubRecOutcome
 {
