@@ -3,6 +3,7 @@ using OmniBroker.Host.Admin;
 using OmniBroker.Host.Configuration;
 using OmniBroker.Host.Metrics;
 using OmniBroker.Host.Revocation;
+using OmniBroker.Host.Storage;
 using OmniBroker.Host.WebSockets;
 using OmniBroker.Policy;
 
@@ -21,6 +22,7 @@ internal static class BrokerComposition
         builder.Services.AddOmniBrokerMetrics(builder.Configuration);
         if (settings.PolicyDirectory is { } policyDirectory) builder.Services.AddOmniBrokerPolicy(builder.Configuration, policyDirectory);
         builder.AddOmniBrokerRevocation(settings);
+        builder.AddOmniBrokerStorage(settings);
         _ = settings;
     }
 

@@ -11,7 +11,8 @@ public static class MqttBrokerServiceCollectionExtensions
 {
     /// <summary>Registers the singleton <see cref="MqttBroker"/> and <see cref="MqttConnectionHandler"/>
     /// (use it with <c>listenOptions.UseConnectionHandler&lt;MqttConnectionHandler&gt;()</c>).
-    /// The <see cref="IMqttAuthorizer"/> is taken from DI when registered, else <see cref="AllowAllAuthorizer.Instance"/>.</summary>
+    /// The <see cref="IMqttAuthorizer"/> is taken from DI when registered, else <see cref="AllowAllAuthorizer.Instance"/>;
+    /// an <see cref="ISessionStore"/> when registered makes persistent sessions durable.</summary>
     public static IServiceCollection AddMqttBroker(this IServiceCollection services, Action<MqttBrokerOptions>? configure = null)
     {
         ArgumentNullException.ThrowIfNull(services);
@@ -24,7 +25,8 @@ public static class MqttBrokerServiceCollectionExtensions
             sp.GetRequiredService<IOptions<MqttBrokerOptions>>().Value,
             sp.GetService<IMqttAuthorizer>() ?? AllowAllAuthorizer.Instance,
             sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance,
-            sp.GetService<TimeProvider>() ?? TimeProvider.System));
+            sp.GetService<TimeProvider>() ?? TimeProvider.System,
+            sp.GetService<ISessionStore>()));
         services.TryAddSingleton<MqttConnectionHandler>();
         return services;
     }
