@@ -18,11 +18,13 @@ public sealed class SqliteSessionStore : ISessionStore
 {
     private static readonly TimeSpan s_retryInterval = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan s_aliveInterval = TimeSpan.FromSeconds(2);
+    private const int SqliteFull = 13;
 
     private readonly StorageOptions _options;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly SqliteConnection _connection;
+    private readonly StateFileLock _fileLock;
     private readonly SqliteStateWriter _writer;
     private readonly Lock _queueLock = new();
     private readonly SemaphoreSlim _signal = new(0);
@@ -38,8 +40,9 @@ public sealed class SqliteSessionStore : ISessionStore
     private Thread? _thread;
     private DateTimeOffset _aliveWritten;
 
-    private SqliteSessionStore(StorageOptions options, string path, SqliteConnection connection, ILogger logger, TimeProvider time)
+    private SqliteSessionStore(StorageOptions options, string path, SqliteConnection connection, StateFileLock fileLock, ILogger logger, TimeProvider time)
     {
+        _fileLock = fileLock;
         _options = options;
         Path = path;
         _connection = connection;
@@ -64,6 +67,7 @@ public sealed class SqliteSessionStore : ISessionStore
         {
             Directory.CreateDirectory(directory);
         }
+        var fileLock = StateFileLock.Acquire(path);
         SqliteConnection connection;
         try
         {
@@ -71,6 +75,7 @@ public sealed class SqliteSessionStore : ISessionStore
         }
         catch (SqliteException ex)
         {
+            fileLock.Dispose();
             throw new StateStoreException(path, $"cannot be opened ({ex.Message.TrimEnd('.')})", ex);
         }
         try
@@ -82,11 +87,12 @@ public sealed class SqliteSessionStore : ISessionStore
                 var pageSize = SqliteSchema.Scalar(connection, "PRAGMA page_size");
                 SqliteSchema.Execute(connection, $"PRAGMA max_page_count={options.MaxSizeMegabytes * 1024L * 1024L / pageSize}");
             }
-            return new SqliteSessionStore(options, path, connection, logger, time ?? TimeProvider.System);
+            return new SqliteSessionStore(options, path, connection, fileLock, logger, time ?? TimeProvider.System);
         }
         catch (Exception ex) when (ex is StateStoreException or SqliteException)
         {
             connection.Dispose();
+            fileLock.Dispose();
             throw ex as StateStoreException ?? new StateStoreException(path, ex.Message, ex);
         }
     }
@@ -155,6 +161,7 @@ public sealed class SqliteSessionStore : ISessionStore
         _writer.Dispose();
         _connection.Dispose();
         _signal.Dispose();
+        _fileLock.Dispose();
     }
 
     private int PendingCount
@@ -223,7 +230,7 @@ public sealed class SqliteSessionStore : ISessionStore
             var alive = now - _aliveWritten >= s_aliveInterval || stopping;
             if (batch.Count > 0 || alive)
             {
-                if (Commit(batch, alive ? now : null))
+                if (Commit(batch, alive ? now : null, out var complete))
                 {
                     lock (_queueLock)
                     {
@@ -231,7 +238,14 @@ public sealed class SqliteSessionStore : ISessionStore
                         _writingCommit = null;
                     }
                     batch.Clear();
-                    commit.TrySetResult();
+                    if (complete)
+                    {
+                        commit.TrySetResult();
+                    }
+                    else
+                    {
+                        commit.TrySetException(new StoreUnavailableException($"state database {Path} is full"));
+                    }
                 }
                 else
                 {
@@ -266,28 +280,19 @@ public sealed class SqliteSessionStore : ISessionStore
         }
     }
 
-    private bool Commit(List<StoreOperation> batch, DateTimeOffset? alive)
+    /// <summary>Writes a batch. On a full database (SQLITE_FULL: disk full or Storage:MaxSizeMegabytes) the batch is
+    /// written again operation by operation, each in a savepoint, keeping what fits: deletions (PUBACK, PUBCOMP,
+    /// expiry) free space and must not be held back by the insert that did not fit. The batch's waiters are told it
+    /// failed (their publishers get 0x97 and publish again), so nothing not stored is acknowledged. Returns false when
+    /// nothing was written and the batch must be retried.</summary>
+    private bool Commit(List<StoreOperation> batch, DateTimeOffset? alive, out bool complete)
     {
         var clock = Stopwatch.GetTimestamp();
+        complete = false;
         try
         {
-            using (var transaction = _connection.BeginTransaction())
-            {
-                _writer.Begin(transaction);
-                foreach (var operation in batch)
-                {
-                    _writer.Apply(operation);
-                }
-                if (alive is { } now)
-                {
-                    _writer.SaveMeta(SqliteStateReader.LastAliveKey, now.ToUnixTimeMilliseconds());
-                }
-                transaction.Commit();
-            }
-            if (alive is { } written)
-            {
-                _aliveWritten = written;
-            }
+            Write(batch, alive, salvage: false);
+            complete = true;
             if (!_writable)
             {
                 _writable = true;
@@ -306,8 +311,70 @@ public sealed class SqliteSessionStore : ISessionStore
                 _writable = false;
                 StorageLog.WriteFailed(_logger, Path, ex.SqliteErrorCode, ex.Message, batch.Count);
             }
+            if (ex.SqliteErrorCode != SqliteFull)
+            {
+                return false;
+            }
+        }
+        try
+        {
+            var dropped = Write(batch, alive, salvage: true);
+            StorageLog.Salvaged(_logger, Path, batch.Count - dropped, dropped);
+            return true;
+        }
+        catch (SqliteException)
+        {
             return false;
         }
+    }
+
+    private int Write(List<StoreOperation> batch, DateTimeOffset? alive, bool salvage)
+    {
+        if (salvage)
+        {
+            return Salvage(batch);
+        }
+        using (var transaction = _connection.BeginTransaction())
+        {
+            _writer.Begin(transaction);
+            foreach (var operation in batch)
+            {
+                _writer.Apply(operation);
+            }
+            if (alive is { } now)
+            {
+                _writer.SaveMeta(SqliteStateReader.LastAliveKey, now.ToUnixTimeMilliseconds());
+            }
+            transaction.Commit();
+        }
+        if (alive is { } written)
+        {
+            _aliveWritten = written;
+        }
+        return 0;
+    }
+
+    /// <summary>One transaction per operation: SQLITE_FULL may roll back a whole transaction, so savepoints cannot
+    /// isolate the operation that does not fit. Slow, but only while the database is full.</summary>
+    private int Salvage(List<StoreOperation> batch)
+    {
+        var dropped = 0;
+        foreach (var operation in batch)
+        {
+            try
+            {
+                using var transaction = _connection.BeginTransaction();
+                _writer.Begin(transaction);
+                _writer.Apply(operation);
+                transaction.Commit();
+            }
+            catch (Exception ex) when (ex is SqliteException { SqliteErrorCode: SqliteFull } or InvalidOperationException)
+            {
+                // InvalidOperationException: SQLite already rolled the transaction back itself.
+                dropped++;
+            }
+        }
+        return dropped;
     }
 
     private static TaskCompletionSource NewCommit() => new(TaskCreationOptions.RunContinuationsAsynchronously);

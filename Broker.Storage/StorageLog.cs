@@ -16,4 +16,7 @@ internal static partial class StorageLog
 
     [LoggerMessage(1453, LogLevel.Trace, "State commit of {Count} changes in {ElapsedMs} ms")]
     public static partial void Committed(ILogger logger, int count, double elapsedMs);
+
+    [LoggerMessage(1454, LogLevel.Warning, "State database {Path} is full: {Written} changes written, {Dropped} that did not fit were not stored (their publishers were refused with 0x97)")]
+    public static partial void Salvaged(ILogger logger, string path, int written, int dropped);
 }

@@ -21,6 +21,7 @@ public static class CliCommands
         pki.Subcommands.Add(PkiRevokeCommand.Create());
         root.Subcommands.Add(pki);
         root.Subcommands.Add(PolicyCommands.Create());
+        root.Subcommands.Add(StateCommands.Create());
         return root;
     }
 

@@ -71,6 +71,7 @@ if mode == "publish":
     count = int(spec["count"])
     for n in range(count):
         payload = f'{spec["prefix"]}-{n}'
+        payload = payload + "." * max(0, int(spec.get("size", 0)) - len(payload))
         payloads[peer.publish(spec["topic"], payload, int(spec["qos"]))] = payload
     pump([peer], lambda: len(acked) >= count or peer.closed, float(spec.get("timeout", 20)) - 2)
     RESULT.update({"done": True, "acked": len(acked), "lost": peer.closed})
