@@ -6,6 +6,18 @@ namespace OmniBroker.Benchmarks;
 //   dotnet run -c Release --project Broker.Benchmarks -- --filter '*Handshake*'
 internal static class BenchmarkProgram
 {
-    public static void Main(string[] args) =>
+    public static void Main(string[] args)
+    {
+        // Load tools beside the BenchmarkDotNet suites (each compares with Mosquitto in the same run).
+        switch (args.FirstOrDefault())
+        {
+            case "durable-qos1":
+                DurableQos1Load.RunAsync(args).GetAwaiter().GetResult();
+                return;
+            case "durable-startup":
+                DurableStartupLoad.RunAsync(args).GetAwaiter().GetResult();
+                return;
+        }
         BenchmarkSwitcher.FromAssembly(typeof(BenchmarkProgram).Assembly).Run(args);
+    }
 }

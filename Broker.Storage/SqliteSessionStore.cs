@@ -9,8 +9,8 @@ namespace OmniBroker.Storage;
 /// <see cref="ISessionStore"/> on SQLite (WAL). One writer thread owns the connection and commits in groups: it takes
 /// every operation appended since the previous commit (at most <see cref="StorageOptions.MaxBatch"/>, after waiting
 /// <see cref="StorageOptions.CommitDelay"/> when set) and writes them in one transaction with prepared commands.
-/// Strict durability syncs the WAL on every commit (synchronous=FULL: survives a power loss); relaxed syncs at
-/// checkpoints (synchronous=NORMAL: survives a process crash once committed). A failed commit (disk full, I/O error)
+/// A commit is in the WAL file (survives a crash of the broker process); with Storage:Synchronous=full it is also
+/// synced to the disk (survives power loss). A failed commit (disk full, I/O error)
 /// is rolled back, its waiters are told (<see cref="StoreUnavailableException"/>), <see cref="IsWritable"/> turns false
 /// and the same operations are retried every second until they succeed.
 /// </summary>
@@ -26,6 +26,7 @@ public sealed class SqliteSessionStore : ISessionStore
     private readonly SqliteConnection _connection;
     private readonly StateFileLock _fileLock;
     private readonly SqliteStateWriter _writer;
+    private readonly BatchCoalescer _coalescer = new();
     private readonly Lock _queueLock = new();
     private readonly SemaphoreSlim _signal = new(0);
     private List<StoreOperation> _pending = new();
@@ -81,7 +82,7 @@ public sealed class SqliteSessionStore : ISessionStore
         try
         {
             SqliteSchema.CheckAndMigrate(connection, path);
-            SqliteSchema.Execute(connection, options.Durability == StoreDurability.Strict ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+            SqliteSchema.Execute(connection, options.Synchronous == StorageSynchronous.Full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
             if (options.MaxSizeMegabytes > 0)
             {
                 var pageSize = SqliteSchema.Scalar(connection, "PRAGMA page_size");
@@ -337,7 +338,7 @@ public sealed class SqliteSessionStore : ISessionStore
         using (var transaction = _connection.BeginTransaction())
         {
             _writer.Begin(transaction);
-            foreach (var operation in batch)
+            foreach (var operation in _coalescer.Coalesce(batch))
             {
                 _writer.Apply(operation);
             }

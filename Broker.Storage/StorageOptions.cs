@@ -11,6 +11,12 @@ public enum StorageMode
     Memory,
 }
 
+public enum StorageSynchronous
+{
+    Normal,
+    Full,
+}
+
 /// <summary>The Storage configuration section.</summary>
 public sealed class StorageOptions
 {
@@ -23,6 +29,13 @@ public sealed class StorageOptions
     public string? Path { get; set; }
 
     public StoreDurability Durability { get; set; } = StoreDurability.Strict;
+
+    /// <summary>When a commit reaches the disk. <see cref="StorageSynchronous.Normal"/> (default): a commit is in the WAL
+    /// file, which survives a crash or SIGKILL of the broker; the WAL is synced at checkpoints, so an operating-system
+    /// crash or power loss can lose the most recent commits. <see cref="StorageSynchronous.Full"/>: every group commit is
+    /// synced (fsync) before anything waiting for it is acknowledged, which survives power loss too, at the disk's sync
+    /// latency per commit.</summary>
+    public StorageSynchronous Synchronous { get; set; } = StorageSynchronous.Normal;
 
     /// <summary>How long the writer may wait for more operations before a commit. Strict: 0 (a batch is whatever
     /// arrived during the previous commit); relaxed: 100 ms, which is also the loss window on a crash.</summary>

@@ -70,10 +70,8 @@ internal sealed class MqttConnection
     private MqttProtocolVersion _refusalVersion;
     private CancellationTokenRegistration _revokedRegistration;
     private IClientIdentityFeature? _identity;
-    // Acknowledgements waiting for the store commit of their message (strict durability), in order; touched by the
-    // reader loop only.
-    private List<PubAckPacket>? _heldAcks;
-    private long _heldUntil;
+    // PUBACK/PUBREC waiting for the store commit of their message (strict durability).
+    private readonly DurableAckQueue _acks;
 
     public MqttConnection(MqttBroker broker, ConnectionContext context)
     {
@@ -83,6 +81,7 @@ internal sealed class MqttConnection
         _logger = broker.Logger;
         _time = broker.TimeProvider;
         RemoteEndPoint = context.Features.Get<IRemoteAddressFeature>()?.RemoteEndPoint ?? context.RemoteEndPoint;
+        _acks = new DurableAckQueue(broker, this);
     }
 
     public string? ClientId { get; private set; }
@@ -141,11 +140,6 @@ internal sealed class MqttConnection
                     input.AdvanceTo(consumed, examined);
                 }
 
-                if (_heldAcks is not null)
-                {
-                    // One commit wait per read: the acknowledgements of a pipelined burst share one group commit.
-                    await ReleaseHeldAcksAsync().ConfigureAwait(false);
-                }
                 if (stop)
                 {
                     outcome = _clientDisconnected ? "DISCONNECT" : "refused";
@@ -580,59 +574,9 @@ internal sealed class MqttConnection
         }
     }
 
-    /// <summary>Sends a PUBACK/PUBREC now, or holds it until the store has committed <paramref name="position"/> (strict
-    /// durability); once one is held, later ones queue behind it to keep acknowledgements in order [MQTT-4.6.0-2].</summary>
-    private void SendAck(PubAckPacket ack, long position)
-    {
-        if (_heldAcks is null && !_broker.MustWaitForCommit(position))
-        {
-            Send(ack);
-            return;
-        }
-        (_heldAcks ??= []).Add(ack);
-        _heldUntil = Math.Max(_heldUntil, position);
-    }
-
-    private async Task ReleaseHeldAcksAsync()
-    {
-        var acks = _heldAcks!;
-        var position = _heldUntil;
-        _heldAcks = null;
-        _heldUntil = 0;
-        try
-        {
-            if (position > 0)
-            {
-                await _broker.Store!.WaitCommittedAsync(position).ConfigureAwait(false);
-            }
-        }
-        catch (StoreUnavailableException)
-        {
-            // Not stored, so not promised: 5.0 gets 0x97 (a PUBREC error also ends the QoS 2 flow), 3.1.1 has no
-            // negative acknowledgement and is closed unacknowledged so that it publishes again later.
-            if (_version != MqttProtocolVersion.V500)
-            {
-                _logger.PublishRefusedStoreUnavailable(ClientId!, MqttQos.AtLeastOnce, "(batch)");
-                RequestClose(null);
-                return;
-            }
-            foreach (var ack in acks)
-            {
-                if ((byte)ack.ReasonCode < 0x80)
-                {
-                    ack.ReasonCode = MqttReasonCode.QuotaExceeded;
-                    if (ack.PacketType == MqttPacketType.PubRec)
-                    {
-                        _session!.CompleteInboundQos2(ack.PacketId);
-                    }
-                }
-            }
-        }
-        foreach (var ack in acks)
-        {
-            Send(ack);
-        }
-    }
+    /// <summary>Sends a PUBACK/PUBREC now, or once the store has committed <paramref name="position"/> (strict
+    /// durability), in order with the others.</summary>
+    private void SendAck(PubAckPacket ack, long position) => _acks.Send(ack, position);
 
     private void RefuseUnstorable(string topic, MqttQos qos, ushort packetId)
     {
