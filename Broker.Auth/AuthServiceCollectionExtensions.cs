@@ -1,6 +1,9 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
+using OmniBroker.Auth.Diagnostics;
+using OmniBroker.Mqtt.Diagnostics;
 
 namespace OmniBroker.Auth;
 
@@ -9,7 +12,7 @@ public static class AuthServiceCollectionExtensions
     /// <summary>
     /// Registers client-certificate authentication against <paramref name="trust"/>: the cached
     /// <see cref="ClientCertificateValidator"/>, the <see cref="IConnectedIdentityRegistry"/> (with its expiry timer)
-    /// and the connection-level authenticator. An <see cref="IRevocationChecker"/> and any <see cref="IHandshakeObserver"/>s
+    /// the <see cref="TlsMetrics"/> and the connection-level authenticator. An <see cref="IRevocationChecker"/> and any <see cref="IHandshakeObserver"/>s
     /// registered in DI are used when present.
     /// </summary>
     public static IServiceCollection AddClientCertificateAuthentication(this IServiceCollection services, TrustStore trust)
@@ -27,11 +30,14 @@ public static class AuthServiceCollectionExtensions
         });
         services.TryAddSingleton<ConnectedIdentityRegistry>();
         services.TryAddSingleton<IConnectedIdentityRegistry>(sp => sp.GetRequiredService<ConnectedIdentityRegistry>());
+        services.TryAddSingleton(sp => new TlsMetrics(sp.GetService<IMeterFactory>(), sp.GetRequiredService<ConnectedIdentityRegistry>(),
+            sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<IPrimedMetrics>(sp => sp.GetRequiredService<TlsMetrics>());
         services.TryAddSingleton(sp => new ClientCertificateAuthenticator(
             sp.GetRequiredService<ClientCertificateValidator>(),
             sp.GetRequiredService<ConnectedIdentityRegistry>(),
             sp.GetService<IRevocationChecker>(),
-            sp.GetServices<IHandshakeObserver>(),
+            sp.GetServices<IHandshakeObserver>().Prepend(sp.GetRequiredService<TlsMetrics>()),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetService<ILogger<ClientCertificateAuthenticator>>()));
         return services;

@@ -14,6 +14,10 @@ public enum CertificateFailureReason
     BadKeyUsage,
     ConnectDenied,
     TlsError,
+
+    /// <summary>The TLS handshake never finished: no bytes, a stalled ClientHello (scanners, slowloris), the
+    /// handshake timeout, or the wait for a handshake slot. Not a certificate problem, so not an alert.</summary>
+    Timeout,
 }
 
 public static class CertificateFailureReasons
@@ -30,6 +34,7 @@ public static class CertificateFailureReasons
         CertificateFailureReason.BadKeyUsage => "bad_key_usage",
         CertificateFailureReason.ConnectDenied => "connect_denied",
         CertificateFailureReason.TlsError => "tls_error",
+        CertificateFailureReason.Timeout => "timeout",
         _ => "tls_error",
     };
 }

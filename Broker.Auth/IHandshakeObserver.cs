@@ -10,5 +10,9 @@ public interface IHandshakeObserver
 {
     void OnHandshakeSucceeded(TimeSpan duration);
 
+    /// <summary>A client admitted although its revocation status was unknown (soft-fail). Counted apart so that a
+    /// soft-fail admission does not show as a plain success; by default it is one.</summary>
+    void OnHandshakeAdmittedSoftFail(TimeSpan duration) => OnHandshakeSucceeded(duration);
+
     void OnHandshakeFailed(CertificateFailureReason reason, TimeSpan duration);
 }

@@ -59,7 +59,7 @@ internal static class DurableStartupLoad
             clock.Restart();
             await using var reopened = SqliteSessionStore.Open(new StorageOptions(), path, NullLogger.Instance);
             await using var broker = new MqttBroker(new MqttBrokerOptions { MaxQueuedMessagesPerSession = Math.Max(1000, 2 * messages / sessions) },
-                AllowAllAuthorizer.Instance, NullLoggerFactory.Instance, TimeProvider.System, reopened);
+                AllowAllAuthorizer.Instance, NullLoggerFactory.Instance, TimeProvider.System, store: reopened);
             // What MqttBroker.RestoreAsync does, in its two steps, to report both.
             var state = await reopened.LoadAsync(CancellationToken.None);
             var read = clock.Elapsed;

@@ -18,6 +18,12 @@ internal static class BenchmarkProgram
                 DurableStartupLoad.RunAsync(args).GetAwaiter().GetResult();
                 return;
         }
+        if (args is ["est-burst", .. var rest])
+        {
+            // A load tool, not a BenchmarkDotNet benchmark: one burst of EST enrollments (docs/benchmarks.md).
+            Environment.ExitCode = EstEnrollmentBurst.RunAsync(rest).GetAwaiter().GetResult();
+            return;
+        }
         BenchmarkSwitcher.FromAssembly(typeof(BenchmarkProgram).Assembly).Run(args);
     }
 }

@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Builder;
 using OmniBroker.Host.Admin;
 using OmniBroker.Host.Configuration;
+using OmniBroker.Host.Enrollment;
 using OmniBroker.Host.Metrics;
 using OmniBroker.Host.Revocation;
 using OmniBroker.Host.Storage;
@@ -23,14 +24,17 @@ internal static class BrokerComposition
         if (settings.PolicyDirectory is { } policyDirectory) builder.Services.AddOmniBrokerPolicy(builder.Configuration, policyDirectory);
         builder.AddOmniBrokerRevocation(settings);
         builder.AddOmniBrokerStorage(settings);
+        builder.AddOmniBrokerEst(settings); // after the policy: wraps its IMqttAuthorizer
         _ = settings;
     }
 
     public static void MapEndpoints(WebApplication app, BrokerSettings settings)
     {
+        app.UseOmniBrokerEst(settings); // first: requests on the EST listener never reach the endpoints below
         app.UseMqttWebSockets(settings); // first: requests on the wss listener never reach the endpoints below
         app.MapPrometheusMetrics();
-        app.MapAdminApi(mapHealthz: false);
+        var adminApi = app.MapAdminApi(mapHealthz: false);
+        adminApi.MapCertificateInventory(settings);
         app.MapDevelopmentPkiEndpoints();
         _ = settings;
     }

@@ -13,6 +13,13 @@ public sealed class BrokerEndpoints
 
     internal void AddHttp(ListenOptions options) => _http.Add(options);
 
+    private ListenOptions? _est;
+
+    internal void SetEst(ListenOptions options) => _est = options;
+
+    /// <summary>The EST listener; null when Est:Enabled is false.</summary>
+    public IPEndPoint? EstEndPoint => _est?.IPEndPoint;
+
     private ListenOptions? _webSockets;
 
     internal void SetWebSockets(ListenOptions options) => _webSockets = options;

@@ -11,6 +11,7 @@ using Microsoft.Extensions.Logging;
 using OmniBroker.Auth;
 using OmniBroker.Auth.Pki;
 using OmniBroker.Host.Configuration;
+using OmniBroker.Host.Enrollment;
 using OmniBroker.Host.Metrics;
 using OmniBroker.Host.WebSockets;
 using OmniBroker.Mqtt.Engine;
@@ -87,6 +88,7 @@ public static class OmniBrokerApp
             });
             // MQTT over secure WebSockets: the same MutualTlsOptions object, so the same certificate checks.
             kestrel.ListenMqttWebSockets(settings.WebSockets, tls.Mqtt, endpoints.SetWebSockets);
+            kestrel.ListenEst(settings, tls.Mqtt, endpoints);
             if (settings.Http is { } http)
             {
                 Action<ListenOptions> configureHttp = listen =>
@@ -105,6 +107,7 @@ public static class OmniBrokerApp
                             ClientCertificateMode = ClientCertificateMode.AllowCertificate,
                             ClientCertificateValidation = (certificate, chain, _) => validator.Validate(certificate, chain?.ChainPolicy.ExtraStore).IsValid,
                             HandshakeTimeout = settings.HandshakeTimeout,
+                            SslProtocols = settings.TlsProtocols,
                         });
                     }
                 };
@@ -252,6 +255,9 @@ public static class OmniBrokerApp
         ServerCertificateChain = chain,
         AllowTlsResume = settings.AllowTlsResume,
         HandshakeTimeout = settings.HandshakeTimeout,
+        EnabledProtocols = settings.TlsProtocols,
+        MaxConcurrentHandshakes = settings.MaxConcurrentHandshakes,
+        HandshakeQueueTimeout = settings.HandshakeQueueTimeout,
     };
 
     private sealed record TlsMaterial(TrustStore Trust, MutualTlsOptions Mqtt);

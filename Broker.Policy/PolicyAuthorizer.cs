@@ -2,9 +2,9 @@ using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using OmniBroker.Mqtt.Abstractions;
-using OmniBroker.Mqtt.Diagnostics;
 using OmniBroker.Policy.Certificates;
 using OmniBroker.Policy.Compilation;
+using OmniBroker.Policy.Diagnostics;
 
 namespace OmniBroker.Policy;
 
@@ -28,19 +28,22 @@ public sealed record PolicyReloadResult(PolicyReloadStatus Status, PolicyVersion
 /// atomically, so a decision in flight always sees one whole policy. An invalid reload is rejected with every
 /// error logged and the last good policy kept.
 /// </summary>
-public sealed class PolicyAuthorizer : IMqttAuthorizer, IPolicyStateSource
+public sealed class PolicyAuthorizer : IMqttAuthorizer
 {
     private readonly ILogger _logger;
+    private readonly PolicyMetrics? _metrics;
     private readonly Lock _reloadLock = new();
     private CompiledPolicy _current;
     private long _generation;
 
-    private PolicyAuthorizer(CompiledPolicy initial, string directory, ILogger logger)
+    private PolicyAuthorizer(CompiledPolicy initial, string directory, ILogger logger, PolicyMetrics? metrics)
     {
+        _metrics = metrics;
         _current = initial;
         _generation = initial.Version.Generation;
         Directory = directory;
         _logger = logger;
+        _metrics?.Observe(this);
     }
 
     /// <summary>Raised after a new policy is in force; the engine re-resolves the grants of connected clients.</summary>
@@ -56,15 +59,9 @@ public sealed class PolicyAuthorizer : IMqttAuthorizer, IPolicyStateSource
 
     internal CompiledPolicy Current => Volatile.Read(ref _current);
 
-    /// <summary>Always true: an authorizer exists only with a valid policy (admin /readyz).</summary>
-    bool IPolicyStateSource.IsPolicyLoaded => true;
-
-    /// <summary>The load counter of <see cref="Version"/> (omnibroker_policy_version).</summary>
-    long IPolicyStateSource.PolicyVersion => Current.Version.Generation;
-
     /// <summary>Loads and compiles <paramref name="directory"/>; throws <see cref="PolicyLoadException"/> listing every
     /// error when it is invalid (the broker must not start without a valid policy).</summary>
-    public static PolicyAuthorizer Load(string directory, ILogger<PolicyAuthorizer>? logger = null)
+    public static PolicyAuthorizer Load(string directory, ILogger<PolicyAuthorizer>? logger = null, PolicyMetrics? metrics = null)
     {
         var log = (ILogger?)logger ?? NullLogger.Instance;
         var result = PolicyLoader.LoadDirectory(directory, generation: 1);
@@ -79,7 +76,7 @@ public sealed class PolicyAuthorizer : IMqttAuthorizer, IPolicyStateSource
         }
 
         PolicyLog.PolicyLoaded(log, result.Policy.Version.ToString(), directory, result.FileCount, result.Policy.Rules.Length);
-        return new PolicyAuthorizer(result.Policy, directory, log);
+        return new PolicyAuthorizer(result.Policy, directory, log, metrics);
     }
 
     public ConnectDecision AuthorizeConnect(MqttClientInfo client) => PolicyEvaluator.AuthorizeConnect(Current, client);
@@ -88,7 +85,7 @@ public sealed class PolicyAuthorizer : IMqttAuthorizer, IPolicyStateSource
     /// For connect, pass the client id when rules bind it.</summary>
     public bool IsAllowed(X509Certificate2? certificate, PolicyAction action, string? clientId = null)
     {
-        if (action is not (PolicyAction.Admin or PolicyAction.Connect))
+        if (action is not (PolicyAction.Admin or PolicyAction.Connect or PolicyAction.Renew))
         {
             throw new ArgumentException($"'{action.Name()}' needs a topic: use Explain", nameof(action));
         }
@@ -102,6 +99,11 @@ public sealed class PolicyAuthorizer : IMqttAuthorizer, IPolicyStateSource
         PolicyActionNames.TryParse(action, out var parsed)
             ? IsAllowed(certificate, parsed)
             : throw new ArgumentException($"unknown action '{action}'", nameof(action));
+
+    /// <summary>May the holder of the bootstrap certificate enroll for <paramref name="requested"/> (action enroll)?
+    /// Deny wins; an allow rule must constrain every attribute the request asks for.</summary>
+    public PolicyDecision AuthorizeEnroll(X509Certificate2 bootstrap, EnrollmentSubject requested) =>
+        EnrollmentSubject.Decide(Current, bootstrap, requested);
 
     /// <summary>The decision for any action, with the rule that decided (for the CLI and the admin API).</summary>
     public PolicyDecision Explain(PolicyQuery query) => PolicyEvaluator.Explain(Current, query);
@@ -122,21 +124,21 @@ public sealed class PolicyAuthorizer : IMqttAuthorizer, IPolicyStateSource
                     PolicyLog.PolicyError(_logger, error.ToString());
                 }
 
-                BrokerMetrics.PolicyReload(ok: false);
+                _metrics?.Reloaded(ok: false);
                 return new PolicyReloadResult(PolicyReloadStatus.Rejected, old.Version, result.Errors);
             }
 
             if (result.ContentHash == old.Version.ContentHash)
             {
                 PolicyLog.PolicyUnchanged(_logger, trigger, old.Version.ToString());
-                BrokerMetrics.PolicyReload(ok: true);
+                _metrics?.Reloaded(ok: true);
                 return new PolicyReloadResult(PolicyReloadStatus.Unchanged, old.Version, []);
             }
 
             _generation++;
             Interlocked.Exchange(ref _current, result.Policy);
             PolicyLog.PolicyApplied(_logger, result.Policy.Version.ToString(), trigger, old.Version.ToString(), result.FileCount, result.Policy.Rules.Length);
-            BrokerMetrics.PolicyReload(ok: true);
+            _metrics?.Reloaded(ok: true);
             outcome = new PolicyReloadResult(PolicyReloadStatus.Applied, result.Policy.Version, []);
         }
 

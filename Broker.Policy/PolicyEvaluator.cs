@@ -59,7 +59,7 @@ internal static class PolicyEvaluator
     public static PolicyDecision Explain(CompiledPolicy policy, PolicyQuery query)
     {
         var attributes = ClientAttributes.From(query.Certificate, query.ClientId);
-        if (query.Action is PolicyAction.Connect or PolicyAction.Admin)
+        if (query.Action is PolicyAction.Connect or PolicyAction.Admin or PolicyAction.Enroll or PolicyAction.Renew)
         {
             var matching = new List<CompiledRule>();
             var (allowed, rule) = Decide(policy, attributes, query.Action.ToFlag(), matching);
@@ -80,7 +80,13 @@ internal static class PolicyEvaluator
             Debug.Assert(allowed == grants.CanSubscribe(topic));
 
             var decider = firstDeny ?? (allowed ? firstAllow : null);
-            return new PolicyDecision(allowed, decider?.Info, FilterOf(trace, decider)) { MatchingRules = Rules(trace) };
+            var withheld = allowed ? grants.WithheldFrom(topic) : [];
+            trace.AddRange(withheld.Select(w => new Contribution(w.Rule, w.Filter, 0)));
+            return new PolicyDecision(allowed, decider?.Info, FilterOf(trace, decider))
+            {
+                MatchingRules = Rules(trace),
+                NotDelivered = [.. withheld.OrderBy(w => w.Rule.Ordinal).Select(w => new WithheldTopics(w.Filter, w.Rule.Info))],
+            };
         }
 
         if (!TopicFilters.IsValidTopicName(topic))
@@ -102,7 +108,8 @@ internal static class PolicyEvaluator
         else
         {
             allowBit = TopicTrie.ReceiveAllow;
-            denyBit = TopicTrie.ReceiveDeny;
+            // A subscribe deny withholds its topics from wider subscriptions, so it denies receiving them too.
+            denyBit = TopicTrie.ReceiveDeny | TopicTrie.SubscribeDeny;
             result = grants.CanReceive(topic);
         }
 

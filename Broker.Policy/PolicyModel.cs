@@ -8,6 +8,13 @@ public enum PolicyAction
     Subscribe,
     Receive,
     Admin,
+
+    /// <summary>Initial enrollment over EST with a bootstrap certificate; the rule's <c>subject</c> constrains the
+    /// subject the CSR may ask for.</summary>
+    Enroll,
+
+    /// <summary>Renewal of the client's own certificate (EST simplereenroll, MQTT $omnibroker/certificates/renew).</summary>
+    Renew,
 }
 
 public enum PolicyEffect
@@ -47,11 +54,23 @@ public sealed record PolicyDecision(bool Allowed, PolicyRuleInfo? DecidingRule, 
     /// <summary>Every rule that matched the request, deciding rule included, in policy order.</summary>
     public IReadOnlyList<PolicyRuleInfo> MatchingRules { get; init; } = [];
 
+    /// <summary>Granted subscribe only: the subscribe denies the filter is wider than. The subscription is granted,
+    /// but messages on topics matching these filters are not delivered to it.</summary>
+    public IReadOnlyList<WithheldTopics> NotDelivered { get; init; } = [];
+
     public string Explanation => DecidingRule is null
         ? Detail ?? "no rule allows: default deny"
-        : $"{(Allowed ? "allowed" : "denied")} by {DecidingRule}{(MatchedFilter is null ? "" : $" (filter {MatchedFilter})")}";
+        : $"{(Allowed ? "allowed" : "denied")} by {DecidingRule}{(MatchedFilter is null ? "" : $" (filter {MatchedFilter})")}"
+            + string.Concat(NotDelivered.Select(w => $"; {w}"));
 
     public override string ToString() => $"{(Allowed ? "allow" : "deny")}: {Explanation}";
+}
+
+/// <summary>Topics a granted subscription does not deliver: those matching <see cref="Filter"/>, the substituted
+/// filter of the subscribe deny <see cref="Rule"/>.</summary>
+public sealed record WithheldTopics(string Filter, PolicyRuleInfo Rule)
+{
+    public override string ToString() => $"messages on topics matching {Filter} ({Rule}) will not be delivered";
 }
 
 /// <summary>A question for <see cref="PolicyAuthorizer.Explain"/>: <see cref="Topic"/> is the topic (publish,

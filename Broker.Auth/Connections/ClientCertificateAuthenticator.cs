@@ -21,6 +21,7 @@ internal sealed class ClientCertificateAuthenticator
     private readonly IHandshakeObserver[] _observers;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly Dictionary<MutualTlsOptions, HandshakeGate> _gates = new(ReferenceEqualityComparer.Instance);
 
     public ClientCertificateAuthenticator(
         ClientCertificateValidator validator,
@@ -49,11 +50,43 @@ internal sealed class ClientCertificateAuthenticator
         return state;
     }
 
-    /// <summary>Called by <see cref="HandshakeTrackingMiddleware"/> when the connection ends: a connection that
-    /// never reached a decision failed in TLS itself (protocol mismatch, timeout, client gave up).</summary>
-    internal void EndConnection(ConnectionContext connection, HandshakeState state)
+    /// <summary>The handshake starts now (after the wait for the first byte and for a slot).</summary>
+    internal void RestartClock(HandshakeState state) => state.StartTimestamp = _time.GetTimestamp();
+
+    /// <summary>The handshake slots shared by every listener using <paramref name="options"/>.</summary>
+    internal HandshakeGate GetHandshakeGate(MutualTlsOptions options)
     {
-        if (state.TryDecide())
+        lock (_gates)
+        {
+            if (!_gates.TryGetValue(options, out var gate))
+            {
+                gate = new HandshakeGate(options.MaxConcurrentHandshakes, _logger, _time);
+                _gates.Add(options, gate);
+            }
+            return gate;
+        }
+    }
+
+    /// <summary>Called by <see cref="HandshakeTrackingMiddleware"/> when the connection ends: a connection that
+    /// never reached a decision either never finished the handshake in time (timeout: idle or stalled peers, the
+    /// handshake timeout, the slot queue) or failed in TLS itself (protocol mismatch, client gave up).</summary>
+    internal void EndConnection(ConnectionContext connection, HandshakeState state, TimeSpan handshakeTimeout)
+    {
+        if (!state.TryDecide())
+        {
+            return;
+        }
+        if (state.TimeoutDetail is { } detail)
+        {
+            Refuse(connection, state, CertificateFailureReason.Timeout, null, detail, exception: null, LogLevel.Information);
+        }
+        else if (_time.GetElapsedTime(state.StartTimestamp) >= handshakeTimeout)
+        {
+            // Kestrel's handshake timer starts after StartTimestamp, so its timeouts always land here.
+            Refuse(connection, state, CertificateFailureReason.Timeout, null,
+                $"TLS handshake not finished within {handshakeTimeout}", exception: null, LogLevel.Information);
+        }
+        else
         {
             Refuse(connection, state, CertificateFailureReason.TlsError, null,
                 "TLS handshake failed or was abandoned (Kestrel's debug log has the TLS error)", exception: null, LogLevel.Information);
@@ -115,6 +148,7 @@ internal sealed class ClientCertificateAuthenticator
             }
         }
 
+        bool softFail = false;
         if (_revocation is not null)
         {
             RevocationCheckResult revocation;
@@ -139,6 +173,7 @@ internal sealed class ClientCertificateAuthenticator
                 RefuseAndAbort(connection, state, reason, result.Chain[0], revocation.Detail, null);
                 return null;
             }
+            softFail = revocation.Status == RevocationStatus.Unknown;
         }
 
         if (!state.TryDecide())
@@ -154,7 +189,14 @@ internal sealed class ClientCertificateAuthenticator
         }
         foreach (var observer in _observers)
         {
-            observer.OnHandshakeSucceeded(elapsed);
+            if (softFail)
+            {
+                observer.OnHandshakeAdmittedSoftFail(elapsed);
+            }
+            else
+            {
+                observer.OnHandshakeSucceeded(elapsed);
+            }
         }
         return identity;
     }
@@ -187,12 +229,25 @@ internal sealed class HandshakeState
 {
     private int _decided;
 
+    private SemaphoreSlim? _slot;
+
     public HandshakeState(long startTimestamp)
     {
         StartTimestamp = startTimestamp;
     }
 
-    public long StartTimestamp { get; }
+    /// <summary>When the handshake started (restarted once the connection leaves the slot queue).</summary>
+    public long StartTimestamp { get; set; }
+
+    /// <summary>Set when the connection never finished its handshake in time: why (reason timeout).</summary>
+    public string? TimeoutDetail { get; private set; }
+
+    public void NeverFinished(string detail) => TimeoutDetail = detail;
+
+    public void HoldSlot(SemaphoreSlim slots) => _slot = slots;
+
+    /// <summary>Gives the handshake slot back (once; later calls do nothing).</summary>
+    public void ReleaseSlot() => Interlocked.Exchange(ref _slot, null)?.Release();
 
     /// <summary>Set by the TLS callback when the chain passed.</summary>
     public CertificateValidationResult? Validation { get; set; }

@@ -26,7 +26,7 @@ public static class ClientCertificateListenOptionsExtensions
         // Built once: the chain sent to every client, no per-handshake chain building for the server certificate.
         var serverCertificate = SslStreamCertificateContext.Create(options.ServerCertificate, options.ServerCertificateChain, offline: true);
 
-        listenOptions.Use(next => new HandshakeTrackingMiddleware(next, authenticator).OnConnectedAsync);
+        listenOptions.Use(next => new HandshakeTrackingMiddleware(next, authenticator, options).OnConnectedAsync);
         listenOptions.UseHttps(new TlsHandshakeCallbackOptions
         {
             HandshakeTimeout = options.HandshakeTimeout,

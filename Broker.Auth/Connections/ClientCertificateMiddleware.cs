@@ -22,6 +22,8 @@ internal sealed class ClientCertificateMiddleware
 
     public async Task OnConnectedAsync(ConnectionContext context)
     {
+        // The handshake is over: its slot goes to the next queued connection.
+        context.Features.Get<HandshakeState>()?.ReleaseSlot();
         var tls = context.Features.Get<ITlsConnectionFeature>();
         var identity = await _authenticator.AuthenticateAsync(context, tls?.ClientCertificate).ConfigureAwait(false);
         if (identity is null)
@@ -42,31 +44,3 @@ internal sealed class ClientCertificateMiddleware
     }
 }
 
-/// <summary>
-/// Outermost middleware on the MQTT listener: starts the handshake clock and, when the connection ends without an
-/// authentication decision (TLS itself failed), logs that refusal.
-/// </summary>
-internal sealed class HandshakeTrackingMiddleware
-{
-    private readonly ConnectionDelegate _next;
-    private readonly ClientCertificateAuthenticator _authenticator;
-
-    public HandshakeTrackingMiddleware(ConnectionDelegate next, ClientCertificateAuthenticator authenticator)
-    {
-        _next = next;
-        _authenticator = authenticator;
-    }
-
-    public async Task OnConnectedAsync(ConnectionContext context)
-    {
-        var state = _authenticator.BeginConnection(context);
-        try
-        {
-            await _next(context).ConfigureAwait(false);
-        }
-        finally
-        {
-            _authenticator.EndConnection(context, state);
-        }
-    }
-}

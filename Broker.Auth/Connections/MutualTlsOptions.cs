@@ -18,5 +18,15 @@ public sealed class MutualTlsOptions
     /// client certificate check, and tickets cost work on every handshake.</summary>
     public bool AllowTlsResume { get; init; }
 
+    /// <summary>Time allowed for the TLS handshake, from its first byte; also the longest wait for that first byte.</summary>
     public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>TLS handshakes in progress at once, across the listeners sharing these options; more wait in a queue
+    /// (their handshake timeout starts when they leave it), so a reconnect storm is served in turn instead of every
+    /// handshake timing out on a saturated CPU. Default 64.</summary>
+    public int MaxConcurrentHandshakes { get; init; } = 64;
+
+    /// <summary>Longest wait for a handshake slot; a connection still queued after it is closed (reason timeout).
+    /// Default 30 s.</summary>
+    public TimeSpan HandshakeQueueTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }

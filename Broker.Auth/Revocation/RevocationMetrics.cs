@@ -41,8 +41,11 @@ public sealed record CrlSourceStatus(
 /// Counters and gauges of revocation checking, as plain properties for the metrics exporter to poll.
 /// Counters only grow; <see cref="CrlStatus"/> is a snapshot.
 /// </summary>
-public sealed class RevocationMetrics
+public sealed class RevocationMetrics : OmniBroker.Mqtt.Diagnostics.IPrimedMetrics, IDisposable
 {
+    /// <summary>The meter of the exported revocation instruments (see <see cref="RevocationInstruments"/>).</summary>
+    public const string MeterName = "OmniBroker.Auth.Revocation";
+
     private readonly long[] _ocspRequests = new long[Enum.GetValues<OcspRequestResult>().Length];
     private long _ocspLatencyTicks;
     private long _ocspCacheHits;
@@ -59,11 +62,19 @@ public sealed class RevocationMetrics
     private long _connectionsRevoked;
     private long _connectionsExpired;
     private readonly IRevocationObserver? _observer;
+    private readonly RevocationInstruments _instruments;
 
-    public RevocationMetrics(IRevocationObserver? observer = null)
+    /// <summary>The counters, and their instruments on a meter from <paramref name="meterFactory"/> (an owned meter without one).</summary>
+    public RevocationMetrics(IRevocationObserver? observer = null, System.Diagnostics.Metrics.IMeterFactory? meterFactory = null)
     {
         _observer = observer;
+        _instruments = new RevocationInstruments(meterFactory, () => CrlStatus);
     }
+
+    public void Dispose() => _instruments.Dispose();
+
+    /// <inheritdoc/>
+    public void PrimeSeries() => _instruments.PrimeSeries();
 
     internal Func<IReadOnlyList<CrlSourceStatus>>? CrlStatusProvider { get; set; }
 
@@ -120,24 +131,28 @@ public sealed class RevocationMetrics
     {
         Interlocked.Increment(ref _ocspRequests[(int)result]);
         Interlocked.Add(ref _ocspLatencyTicks, latency.Ticks);
+        _instruments.OcspRequest(result, latency);
         _observer?.OcspRequestCompleted(result, latency);
     }
 
     internal void OcspCache(bool hit)
     {
         Interlocked.Increment(ref hit ? ref _ocspCacheHits : ref _ocspCacheMisses);
+        _instruments.CacheLookup(crl: false, hit);
         _observer?.CacheLookup("ocsp", hit);
     }
 
     internal void CrlCache(bool hit)
     {
         Interlocked.Increment(ref hit ? ref _crlCacheHits : ref _crlCacheMisses);
+        _instruments.CacheLookup(crl: true, hit);
         _observer?.CacheLookup("crl", hit);
     }
 
     internal void CrlFetch(string source, bool success)
     {
         Interlocked.Increment(ref success ? ref _crlFetches : ref _crlFetchFailures);
+        _instruments.CrlRefreshed(success);
         _observer?.CrlRefreshed(source, success);
     }
 
@@ -161,9 +176,13 @@ public sealed class RevocationMetrics
                 break;
         }
 
+        _instruments.Decision(status, admitted);
         _observer?.Decision(status, admitted);
     }
 
-    internal void ConnectionDropped(bool expired) =>
+    internal void ConnectionDropped(bool expired)
+    {
         Interlocked.Increment(ref expired ? ref _connectionsExpired : ref _connectionsRevoked);
+        _instruments.LiveDrop(expired);
+    }
 }

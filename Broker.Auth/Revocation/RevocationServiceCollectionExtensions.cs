@@ -22,7 +22,7 @@ internal sealed class RevocationRuntime : IDisposable
         Http = http ?? HttpBodyReader.CreateClient();
         Options = options;
         Logger = loggerFactory.CreateLogger("OmniBroker.Auth.Revocation");
-        Metrics = new RevocationMetrics(observer);
+        Metrics = new RevocationMetrics(observer, services?.GetService(typeof(System.Diagnostics.Metrics.IMeterFactory)) as System.Diagnostics.Metrics.IMeterFactory);
         Crls = new CrlStore(options, Http, Metrics, Logger, time);
         OcspCache = new OcspCache(options);
         Ocsp = new OcspClient(Http, options, Metrics, Logger, time);
@@ -56,6 +56,7 @@ internal sealed class RevocationRuntime : IDisposable
         Monitor.Dispose();
         Fetcher.Dispose();
         Crls.Dispose();
+        Metrics.Dispose();
         if (_ownsHttp)
         {
             Http.Dispose();
@@ -85,6 +86,7 @@ public static class RevocationServiceCollectionExtensions
         services.AddSingleton(sp => new RevocationRuntime(options, sp.GetService<ILoggerFactory>(), sp.GetRequiredService<TimeProvider>(),
             http: null, observer: sp.GetService<IRevocationObserver>(), registry: null, services: sp));
         services.AddSingleton(sp => sp.GetRequiredService<RevocationRuntime>().Metrics);
+        services.AddSingleton<OmniBroker.Mqtt.Diagnostics.IPrimedMetrics>(sp => sp.GetRequiredService<RevocationMetrics>());
         services.AddSingleton<IRevocationChecker>(sp => sp.GetRequiredService<RevocationRuntime>().Checker);
         services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<RevocationRuntime>().Fetcher);
         services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<RevocationRuntime>().Monitor);

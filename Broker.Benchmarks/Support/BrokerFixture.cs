@@ -250,7 +250,7 @@ internal sealed class BrokerFixture : IDisposable
 
     /// <summary>omnibroker.dll: <c>OMNIBROKER_DLL</c>, else the copy next to this assembly or in a parent directory
     /// (BenchmarkDotNet builds a generated project below the benchmark's own output).</summary>
-    private static string OmniBrokerDll()
+    internal static string OmniBrokerDll()
     {
         if (Environment.GetEnvironmentVariable("OMNIBROKER_DLL") is { Length: > 0 } configured)
         {
@@ -269,7 +269,7 @@ internal sealed class BrokerFixture : IDisposable
         throw new FileNotFoundException($"omnibroker.dll not found next to {AppContext.BaseDirectory} or above; build Broker.Benchmarks in Release or set OMNIBROKER_DLL");
     }
 
-    private static string DotnetHost()
+    internal static string DotnetHost()
     {
         if (Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host))
         {

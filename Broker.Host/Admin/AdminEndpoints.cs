@@ -8,9 +8,10 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using OmniBroker.Mqtt.Diagnostics;
+using OmniBroker.Host.Metrics;
 using OmniBroker.Mqtt.Engine;
 using OmniBroker.Mqtt.Packets;
+using OmniBroker.Policy;
 
 namespace OmniBroker.Host.Admin;
 
@@ -31,7 +32,11 @@ public static class AdminEndpoints
         var configuration = services.GetService<IConfiguration>();
         var urls = configuration?[AdminOptions.HttpUrlKey] ?? AdminOptions.DefaultHttpUrl;
         var requireCertificate = configuration?.GetValue<bool?>(AdminOptions.RequireClientCertificateKey) ?? false;
-        var options = new AdminOptions { LoopbackOnly = !requireCertificate && AdminOptions.IsLoopbackBinding(urls) };
+        var options = new AdminOptions
+        {
+            LoopbackOnly = !requireCertificate && AdminOptions.IsLoopbackBinding(urls),
+            AllowedHosts = AdminOptions.ReadAllowedHosts(configuration),
+        };
         configure?.Invoke(options);
 
         var logger = services.GetService<ILoggerFactory>()?.CreateLogger("OmniBroker.Host.Admin") ?? NullLogger.Instance;
@@ -54,7 +59,7 @@ public static class AdminEndpoints
         endpoints.MapGet("/readyz", (HttpContext http) => Readiness(http.RequestServices)).WithDisplayName("Readiness");
 
         var api = endpoints.MapGroup("/api");
-        api.AddEndpointFilter(new AdminAccessFilter(options, authorizer, logger));
+        api.AddEndpointFilter(new AdminAccessFilter(options, authorizer, endpoints.ServiceProvider.GetService<AdminMetrics>(), logger));
 
         api.MapGet("/clients", (HttpContext http) =>
         {
@@ -134,10 +139,10 @@ public static class AdminEndpoints
             checks["listeners"] = false;
         }
 
-        int policies = 0;
-        foreach (var policy in services.GetServices<IPolicyStateSource>())
+        // An authorizer exists only with a valid policy (the last good one is kept across broken reloads).
+        if (services.GetService<PolicyAuthorizer>() is not null)
         {
-            checks[policies++ == 0 ? "policy" : "policy" + policies.ToString(CultureInfo.InvariantCulture)] = policy.IsPolicyLoaded;
+            checks["policy"] = true;
         }
 
         foreach (var check in services.GetServices<IReadinessCheck>())
@@ -154,15 +159,24 @@ public static class AdminEndpoints
 /// <summary>
 /// Guards /api/*: with a loopback-only listener, refuses only a non-loopback peer (which can then only come
 /// through a forwarding proxy); otherwise requires HTTPS, a client certificate and an admin grant, and refuses
-/// everyone else with 403. Each decision is counted as omnibroker_authorization_decisions_total{action="admin"}.
+/// everyone else with 403. Each decision is counted as omnibroker_admin_requests_total{result}.
 /// </summary>
-internal sealed class AdminAccessFilter(AdminOptions options, IAdminAuthorizer? authorizer, ILogger logger) : IEndpointFilter
+internal sealed class AdminAccessFilter(AdminOptions options, IAdminAuthorizer? authorizer, AdminMetrics? metrics, ILogger logger) : IEndpointFilter
 {
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
         var http = context.HttpContext;
+        if (options.LoopbackOnly && !options.IsAllowedHost(http.Request.Host.Host))
+        {
+            // DNS rebinding: a browser page that resolved its own name to 127.0.0.1. 421: not this server's name.
+            metrics?.Decision(allowed: false);
+            AdminLog.RequestRefused(logger, http.Request.Method, http.Request.Path, http.Connection.RemoteIpAddress,
+                $"Host '{http.Request.Host.Host}' is neither a loopback name nor in {AdminOptions.AllowedHostsKey}");
+            return Results.Problem(statusCode: StatusCodes.Status421MisdirectedRequest, title: "Misdirected request",
+                detail: $"this admin API answers only loopback host names and those in {AdminOptions.AllowedHostsKey}");
+        }
         var refusal = await CheckAsync(http);
-        BrokerMetrics.AuthorizationDecision(BrokerMetrics.Actions.Admin, refusal is null);
+        metrics?.Decision(allowed: refusal is null);
         if (refusal is not null)
         {
             AdminLog.RequestRefused(logger, http.Request.Method, http.Request.Path, http.Connection.RemoteIpAddress, refusal);

@@ -14,6 +14,62 @@ public sealed class AdminOptions
     /// (hosts where other local users must not administer the broker). Default false.</summary>
     public const string RequireClientCertificateKey = "Admin:RequireClientCertificate";
 
+    /// <summary>Configuration key: extra Host header names (without port) the loopback admin API answers, besides
+    /// localhost, 127.0.0.1 and [::1]; a list (Http:AllowedHosts:0=...) or one ';'-separated value.</summary>
+    public const string AllowedHostsKey = "Http:AllowedHosts";
+
+    /// <summary>Host names (without port) accepted by a loopback-only admin API besides the loopback ones.</summary>
+    public IReadOnlyCollection<string> AllowedHosts { get; set; } = [];
+
+    /// <summary>
+    /// Whether a loopback-only admin API answers a request with this Host header (name only, no port). A page in a
+    /// browser on this machine can reach 127.0.0.1 through a name it controls (DNS rebinding) but cannot choose the
+    /// Host header the browser sends: only loopback names and configured ones are answered. No Host (HTTP/1.0 tools,
+    /// in-process callers) is not a browser and is accepted.
+    /// </summary>
+    public bool IsAllowedHost(string? host)
+    {
+        if (string.IsNullOrEmpty(host) || string.Equals(host, "localhost", StringComparison.OrdinalIgnoreCase))
+        {
+            return true;
+        }
+        var literal = host.StartsWith('[') && host.EndsWith(']') ? host[1..^1] : host;
+        if (IPAddress.TryParse(literal, out var ip) && IPAddress.IsLoopback(ip))
+        {
+            return true;
+        }
+        foreach (var allowed in AllowedHosts)
+        {
+            if (string.Equals(allowed, host, StringComparison.OrdinalIgnoreCase))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>Http:AllowedHosts as a list (array children and/or one ';'-separated value).</summary>
+    public static IReadOnlyCollection<string> ReadAllowedHosts(Microsoft.Extensions.Configuration.IConfiguration? configuration)
+    {
+        if (configuration is null)
+        {
+            return [];
+        }
+        var hosts = new List<string>();
+        if (configuration[AllowedHostsKey] is { } single)
+        {
+            hosts.AddRange(single.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        }
+        foreach (var child in configuration.GetSection(AllowedHostsKey).GetChildren())
+        {
+            if (!string.IsNullOrWhiteSpace(child.Value))
+            {
+                hosts.Add(child.Value.Trim());
+            }
+        }
+        return hosts;
+    }
+
     /// <summary>True when every address the HTTP listener binds is a loopback address: the admin API is then open
     /// to local callers. Otherwise it requires HTTPS, a client certificate and an <c>admin</c> grant.</summary>
     public bool LoopbackOnly { get; set; } = true;

@@ -19,6 +19,8 @@ public static class CliCommands
         root.Subcommands.Add(ServeCommand.Create());
         var pki = PkiCommands.Create();
         pki.Subcommands.Add(PkiRevokeCommand.Create());
+        pki.Subcommands.Add(PkiEnrollmentCommands.CreateToken());
+        pki.Subcommands.Add(PkiEnrollmentCommands.CreateList());
         root.Subcommands.Add(pki);
         root.Subcommands.Add(PolicyCommands.Create());
         root.Subcommands.Add(StateCommands.Create());

@@ -210,9 +210,15 @@ internal static class PolicyCommands
                 output.WriteLine($"  decided by: {decision.Explanation}");
             }
 
+            foreach (var withheld in decision.NotDelivered)
+            {
+                output.WriteLine($"  granted; messages on topics matching {withheld.Filter} will not be delivered "
+                    + $"({withheld.Rule.File}:{withheld.Rule.Line} rule '{withheld.Rule.Id}', explicit deny)");
+            }
+
             foreach (var other in decision.MatchingRules)
             {
-                if (other != decision.DecidingRule)
+                if (other != decision.DecidingRule && !decision.NotDelivered.Any(w => w.Rule == other))
                 {
                     output.WriteLine($"  also matched: {other.File}:{other.Line} rule '{other.Id}' ({(other.Effect == PolicyEffect.Deny ? "deny" : "allow")})");
                 }

@@ -22,6 +22,9 @@ public sealed class BrokerSettings
     public const string TlsIntermediatesKey = "Tls:Intermediates";
     public const string TlsAllowTlsResumeKey = "Tls:AllowTlsResume";
     public const string TlsHandshakeTimeoutKey = "Tls:HandshakeTimeout";
+    public const string TlsProtocolsKey = "Tls:Protocols";
+    public const string TlsMaxConcurrentHandshakesKey = "Tls:MaxConcurrentHandshakes";
+    public const string TlsHandshakeQueueTimeoutKey = "Tls:HandshakeQueueTimeout";
     public const string HttpUrlKey = "Http:Url";
     public const string DataDirectoryKey = "DataDirectory";
     public const string PolicyDirectoryKey = "Policy:Directory";
@@ -51,6 +54,16 @@ public sealed class BrokerSettings
 
     public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Tls:Protocols: the TLS versions of the MQTT, WebSocket and HTTPS listeners (Tls12, Tls13).</summary>
+    public System.Security.Authentication.SslProtocols TlsProtocols { get; init; } =
+        System.Security.Authentication.SslProtocols.Tls12 | System.Security.Authentication.SslProtocols.Tls13;
+
+    /// <summary>Tls:MaxConcurrentHandshakes: handshakes in progress at once; more wait in a queue.</summary>
+    public int MaxConcurrentHandshakes { get; init; } = 64;
+
+    /// <summary>Tls:HandshakeQueueTimeout: the longest wait for a handshake slot.</summary>
+    public TimeSpan HandshakeQueueTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Mqtt:ProxyProtocol: every connection to the MQTT over TLS listener starts with a PROXY protocol v2
     /// header (behind a TLS-passthrough load balancer). Off by default.</summary>
     public bool ProxyProtocol { get; init; }
@@ -60,6 +73,9 @@ public sealed class BrokerSettings
 
     /// <summary>HTTP listener (health, metrics, admin API, CRL/OCSP); null when Http:Url is empty.</summary>
     public HttpListenerSettings? Http { get; init; }
+
+    /// <summary>The EST server, issuing CA and certificate inventory (section Est).</summary>
+    public OmniBroker.Enrollment.EstOptions Est { get; init; } = new();
 
     /// <summary>Absolute path of the data directory.</summary>
     public required string DataDirectory { get; init; }
@@ -124,6 +140,9 @@ public sealed class BrokerSettings
 
         var allowResume = ReadBool(configuration, TlsAllowTlsResumeKey, false, errors);
         var handshakeTimeout = ReadTimeSpan(configuration, TlsHandshakeTimeoutKey, TimeSpan.FromSeconds(10), errors);
+        var tlsProtocols = ReadTlsProtocols(configuration, errors);
+        var maxHandshakes = ReadInt(configuration, TlsMaxConcurrentHandshakesKey, 64, 1, 100_000, errors);
+        var handshakeQueueTimeout = ReadTimeSpan(configuration, TlsHandshakeQueueTimeoutKey, TimeSpan.FromSeconds(30), errors);
 
         HttpListenerSettings? http = null;
         var httpUrl = configuration[HttpUrlKey] ?? DefaultHttpUrl;
@@ -164,6 +183,8 @@ public sealed class BrokerSettings
             }
         }
 
+        var est = OmniBroker.Enrollment.EstOptions.Load(configuration, errors);
+
         if (errors.Count > 0)
         {
             throw new BrokerConfigurationException(errors);
@@ -180,11 +201,15 @@ public sealed class BrokerSettings
             IntermediatePaths = intermediates,
             AllowTlsResume = allowResume,
             HandshakeTimeout = handshakeTimeout,
+            TlsProtocols = tlsProtocols,
+            MaxConcurrentHandshakes = maxHandshakes,
+            HandshakeQueueTimeout = handshakeQueueTimeout,
             Http = http,
             ProxyProtocol = proxyProtocol,
             WebSockets = webSockets,
             DataDirectory = dataDirectory,
             PolicyDirectory = policyDirectory,
+            Est = est,
         };
     }
 
@@ -205,6 +230,50 @@ public sealed class BrokerSettings
             return defaultValue;
         }
         return port;
+    }
+
+    /// <summary>"Tls13", "Tls12,Tls13" (also ';' or '|', any case, "1.2"/"1.3" accepted).</summary>
+    private static System.Security.Authentication.SslProtocols ReadTlsProtocols(IConfiguration configuration, List<string> errors)
+    {
+        var text = configuration[TlsProtocolsKey];
+        var result = System.Security.Authentication.SslProtocols.None;
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return System.Security.Authentication.SslProtocols.Tls12 | System.Security.Authentication.SslProtocols.Tls13;
+        }
+        foreach (var part in text.Split([',', ';', '|'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            switch (part.ToUpperInvariant())
+            {
+                case "TLS12" or "TLS1.2" or "1.2":
+                    result |= System.Security.Authentication.SslProtocols.Tls12;
+                    break;
+                case "TLS13" or "TLS1.3" or "1.3":
+                    result |= System.Security.Authentication.SslProtocols.Tls13;
+                    break;
+                default:
+                    errors.Add($"{TlsProtocolsKey}: '{part}' is not a supported TLS version (Tls12, Tls13)");
+                    break;
+            }
+        }
+        return result == System.Security.Authentication.SslProtocols.None
+            ? System.Security.Authentication.SslProtocols.Tls12 | System.Security.Authentication.SslProtocols.Tls13
+            : result;
+    }
+
+    internal static int ReadInt(IConfiguration configuration, string key, int defaultValue, int min, int max, List<string> errors)
+    {
+        var text = configuration[key];
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return defaultValue;
+        }
+        if (!int.TryParse(text.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) || value < min || value > max)
+        {
+            errors.Add($"{key}: '{text}' is not a whole number between {min} and {max}");
+            return defaultValue;
+        }
+        return value;
     }
 
     private static bool ReadBool(IConfiguration configuration, string key, bool defaultValue, List<string> errors)

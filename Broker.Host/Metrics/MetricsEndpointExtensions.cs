@@ -1,18 +1,22 @@
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
-using OmniBroker.Auth;
-using OmniBroker.Auth.Revocation;
+using Microsoft.Extensions.Options;
+using OmniBroker.Mqtt.Diagnostics;
+using OpenTelemetry.Metrics;
 
 namespace OmniBroker.Host.Metrics;
 
 public static class MetricsEndpointExtensions
 {
-    /// <summary>Registers the OpenTelemetry meter provider, the Prometheus pull exporter, the handshake observer
-    /// that counts the MQTT listener's TLS handshakes and the revocation observer (OCSP, caches, CRL refreshes); options from the "Metrics" section when
+    /// <summary>Every meter whose name starts with "OmniBroker." is exported: a component adds its meter class
+    /// (created from IMeterFactory, named "OmniBroker.Component") and nothing here changes.</summary>
+    public const string MeterNamePattern = "OmniBroker.*";
+
+    /// <summary>Registers the OpenTelemetry meter provider listening to <see cref="MeterNamePattern"/> with the
+    /// Prometheus exporter, and the host's <see cref="AdminMetrics"/>; options from the "Metrics" section when
     /// <paramref name="configuration"/> is given. Call before the service provider is built.</summary>
     public static IServiceCollection AddOmniBrokerMetrics(this IServiceCollection services, IConfiguration? configuration = null)
     {
@@ -23,24 +27,30 @@ public static class MetricsEndpointExtensions
             options.Bind(configuration.GetSection(MetricsOptions.SectionName));
         }
 
-        services.TryAddSingleton<MetricsHost>();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHandshakeObserver, MetricsHandshakeObserver>());
-        services.TryAddSingleton<IRevocationObserver, MetricsRevocationObserver>();
+        services.TryAddSingleton<AdminMetrics>();
+        services.AddSingleton<IPrimedMetrics>(sp => sp.GetRequiredService<AdminMetrics>());
+        services.AddOpenTelemetry().WithMetrics(metrics => metrics
+            .AddMeter(MeterNamePattern)
+            // Every scrape collects afresh: a cached answer would hide a just-counted event from a scrape that follows it.
+            .AddPrometheusExporter(exporter => exporter.ScrapeResponseCacheDurationMilliseconds = 0));
         return services;
     }
 
-    /// <summary>Maps GET <paramref name="pattern"/> (default: Metrics:Path, "/metrics") to the Prometheus text
-    /// exposition 0.0.4. Resolving the meter provider here starts it before the listeners accept anything.</summary>
+    /// <summary>Maps GET <paramref name="pattern"/> (default: Metrics:Path, "/metrics") to the Prometheus exposition.
+    /// Builds the meter provider (before the listeners start, so no measurement of the first connections is missed)
+    /// and then primes every registered <see cref="IPrimedMetrics"/>, so their zero-valued series exist from the first
+    /// scrape.</summary>
     public static IEndpointConventionBuilder MapPrometheusMetrics(this IEndpointRouteBuilder endpoints, string? pattern = null)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
-        var host = endpoints.ServiceProvider.GetRequiredService<MetricsHost>();
-        return endpoints.MapGet(pattern ?? host.Options.Path, () =>
+        var services = endpoints.ServiceProvider;
+        services.GetRequiredService<MeterProvider>();
+        foreach (var metrics in services.GetServices<IPrimedMetrics>())
         {
-            var body = host.Scrape();
-            return body is null
-                ? Results.Text("metrics collection timed out\n", "text/plain; charset=utf-8", statusCode: StatusCodes.Status503ServiceUnavailable)
-                : Results.Bytes(body, PrometheusTextWriter.ContentType);
-        }).WithDisplayName("Prometheus metrics");
+            metrics.PrimeSeries();
+        }
+
+        var path = pattern ?? services.GetRequiredService<IOptions<MetricsOptions>>().Value.Path;
+        return endpoints.MapPrometheusScrapingEndpoint(path).WithDisplayName("Prometheus metrics");
     }
 }

@@ -29,6 +29,9 @@ public interface IMqttAuthorizer
 /// <summary>Result of <see cref="IMqttAuthorizer.AuthorizeConnect"/>; <see cref="Grants"/> is non-null when allowed.</summary>
 public sealed record ConnectDecision(bool Allowed, IClientGrants? Grants, string Reason)
 {
+    /// <summary>5.0 only: User Properties to send in the CONNACK of an allowed connection (e.g. certificate expiry).</summary>
+    public IReadOnlyList<KeyValuePair<string, string>>? ConnAckUserProperties { get; init; }
+
     public static ConnectDecision Deny(string reason) => new(false, null, reason);
 }
 

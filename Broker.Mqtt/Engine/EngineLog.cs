@@ -39,6 +39,9 @@ internal static partial class EngineLog
     [LoggerMessage(1009, LogLevel.Debug, "MQTT connection from {RemoteEndPoint} (client {ClientId}) failed: {Message}")]
     public static partial void TransportError(this ILogger logger, EndPoint? remoteEndPoint, string? clientId, string message);
 
+    [LoggerMessage(1040, LogLevel.Information, "MQTT connection from {RemoteEndPoint} (client {ClientId}) left a packet incomplete for {Timeout}, closing")]
+    public static partial void IncompletePacketTimeout(this ILogger logger, EndPoint? remoteEndPoint, string? clientId, TimeSpan timeout);
+
     // 1100-1199: authorization
     [LoggerMessage(1100, LogLevel.Information, "MQTT client {ClientId} may not publish to {Topic} (QoS {Qos}, retain {Retain}); message dropped")]
     public static partial void PublishDenied(this ILogger logger, string clientId, string topic, MqttQos qos, bool retain);

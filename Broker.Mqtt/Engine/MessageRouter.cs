@@ -26,13 +26,15 @@ internal sealed class MessageRouter
     private readonly MqttBrokerOptions _options;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
+    private readonly MqttMetrics _metrics;
     private readonly ISessionStore? _store;
     private long _messagesReceived;
     private long _messagesSent;
     private long _messagesDropped;
 
-    public MessageRouter(MqttBrokerOptions options, ILogger logger, TimeProvider time, ISessionStore? store)
+    public MessageRouter(MqttBrokerOptions options, ILogger logger, TimeProvider time, MqttMetrics metrics, ISessionStore? store)
     {
+        _metrics = metrics;
         _options = options;
         _logger = logger;
         _time = time;
@@ -126,7 +128,7 @@ internal sealed class MessageRouter
             }
             if (session.Grants is { } grants && !grants.CanReceive(message.Topic))
             {
-                BrokerMetrics.AuthorizationDecision(BrokerMetrics.Actions.Receive, false);
+                _metrics.AuthorizationDecision(MqttMetrics.Actions.Receive, false);
                 continue;
             }
             var outcome = session.Enqueue(message, TopicFilters.Min(message.Qos, subscription.Options.MaximumQos), retain: true, ids).Outcome;
@@ -140,7 +142,7 @@ internal sealed class MessageRouter
         if (dropped > 0)
         {
             _logger.RetainedDropped(session.ClientId, dropped, subscription.Filter, session.MaxQueuedMessages);
-            BrokerMetrics.MessageDropped(BrokerMetrics.DropReasons.QueueFull, dropped);
+            _metrics.MessageDropped(MqttMetrics.DropReasons.QueueFull, dropped);
             CountDropped(dropped);
         }
     }
@@ -247,7 +249,7 @@ internal sealed class MessageRouter
         if (session.Grants is { } grants)
         {
             var allowed = grants.CanReceive(message.Topic);
-            BrokerMetrics.AuthorizationDecision(BrokerMetrics.Actions.Receive, allowed);
+            _metrics.AuthorizationDecision(MqttMetrics.Actions.Receive, allowed);
             if (!allowed)
             {
                 return false;
@@ -263,12 +265,12 @@ internal sealed class MessageRouter
         {
             case EnqueueOutcome.DroppedOldest:
                 _logger.DroppedOldestQos0(session.ClientId, session.MaxQueuedMessages, result.Dropped!.Topic);
-                BrokerMetrics.MessageDropped(BrokerMetrics.DropReasons.QueueFull);
+                _metrics.MessageDropped(MqttMetrics.DropReasons.QueueFull);
                 CountDropped();
                 return true;
             case EnqueueOutcome.DroppedNew:
                 _logger.DroppedNew(session.ClientId, session.MaxQueuedMessages, qos, message.Topic);
-                BrokerMetrics.MessageDropped(BrokerMetrics.DropReasons.QueueFull);
+                _metrics.MessageDropped(MqttMetrics.DropReasons.QueueFull);
                 CountDropped();
                 return false;
             case EnqueueOutcome.SessionEnded:

@@ -23,6 +23,10 @@ internal sealed class MqttApplicationMessage
     public MqttQos Qos { get; }
     public bool Retain { get; }
 
+    /// <summary>A reply of an <see cref="Abstractions.IReservedTopicHandler"/>, queued for its requester alone: not
+    /// subject to receive rights (the requester's Response Topic is not a routed topic).</summary>
+    public bool IsDirectReply { get; init; }
+
     /// <summary>ClientId of the publisher, for No Local (5.0 §3.8.3.1).</summary>
     public string? PublisherClientId { get; init; }
 
@@ -59,7 +63,9 @@ internal sealed class MqttApplicationMessage
             PayloadFormatIndicator = properties.PayloadFormatIndicator,
             ContentType = properties.ContentType,
             ResponseTopic = properties.ResponseTopic,
-            CorrelationData = properties.CorrelationData is { } correlation ? correlation.ToArray() : null,
+            // The cast matters: without it the conditional is a byte[] and its null becomes an empty, present
+            // ReadOnlyMemory, which forwarded an empty Correlation Data the publisher never sent.
+            CorrelationData = properties.CorrelationData is { } correlation ? (ReadOnlyMemory<byte>?)correlation.ToArray() : null,
             UserProperties = properties.UserProperties is { Count: > 0 } user ? new List<KeyValuePair<string, string>>(user) : null,
         };
     }

@@ -15,22 +15,19 @@ namespace OmniBroker.Mqtt.Engine;
 /// <see cref="MqttBrokerServiceCollectionExtensions.AddMqttBroker"/>); connections reach it through
 /// <see cref="MqttConnectionHandler"/>.
 /// </summary>
-public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
+public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
 {
     private readonly ConcurrentDictionary<MqttConnection, byte> _connections = new();
     private readonly SessionRegistry _registry;
     private readonly MessageRouter _router;
     private readonly ITimer _maintenance;
     private int _disposed;
+    private readonly MqttMetrics? _ownedMetrics;
 
-    public MqttBroker(MqttBrokerOptions options, IMqttAuthorizer? authorizer = null, ILoggerFactory? loggerFactory = null, TimeProvider? timeProvider = null)
-        : this(options, authorizer, loggerFactory, timeProvider, store: null)
-    {
-    }
-
+    /// <param name="metrics">The engine's instruments; null: a private set (tests of the engine alone).</param>
     /// <param name="store">Durable state; null keeps everything in memory only (Storage:Mode=memory).</param>
-    public MqttBroker(MqttBrokerOptions options, IMqttAuthorizer? authorizer, ILoggerFactory? loggerFactory, TimeProvider? timeProvider,
-        ISessionStore? store)
+    public MqttBroker(MqttBrokerOptions options, IMqttAuthorizer? authorizer = null, ILoggerFactory? loggerFactory = null, TimeProvider? timeProvider = null,
+        MqttMetrics? metrics = null, ISessionStore? store = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
@@ -38,9 +35,12 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
         Authorizer = authorizer ?? AllowAllAuthorizer.Instance;
         Logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("OmniBroker.Mqtt.Engine");
         TimeProvider = timeProvider ?? TimeProvider.System;
+        _ownedMetrics = metrics is null ? new MqttMetrics() : null;
+        Metrics = metrics ?? _ownedMetrics!;
         Store = store;
-        _router = new MessageRouter(options, Logger, TimeProvider, store);
-        _registry = new SessionRegistry(options, Logger, TimeProvider, _router, store);
+        _router = new MessageRouter(options, Logger, TimeProvider, Metrics, store);
+        _registry = new SessionRegistry(options, Logger, TimeProvider, Metrics, _router, store);
+        Metrics.Observe(this);
         Authorizer.PolicyChanged += OnPolicyChanged;
         _maintenance = TimeProvider.CreateTimer(static state => ((MqttBroker)state!).RunMaintenance(), this,
             TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
@@ -83,7 +83,15 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
         await _registry.RestoreAsync(state, Authorizer, identityValidator, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>The engine's instruments (connections, messages, drops, authorization decisions).</summary>
+    public MqttMetrics Metrics { get; }
+
+
+    /// <summary>Serves PUBLISH on reserved <c>$</c> topics (certificate renewal); null: they are routed like any topic.</summary>
+    public IReservedTopicHandler? ReservedTopicHandler { get; set; }
+
     internal IMqttAuthorizer Authorizer { get; }
+
     internal ILogger Logger { get; }
     internal TimeProvider TimeProvider { get; }
     internal SubscriptionIndex Subscriptions => _router.Subscriptions;
@@ -164,6 +172,7 @@ public sealed class MqttBroker : IAsyncDisposable, IBrokerStateSource
             await StopAsync(cts.Token).ConfigureAwait(false);
         }
         await _maintenance.DisposeAsync().ConfigureAwait(false);
+        _ownedMetrics?.Dispose();
     }
 
     // ------------------------------------------------------------------ connections (forwarded to registry and router)

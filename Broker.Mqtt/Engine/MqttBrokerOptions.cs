@@ -26,8 +26,9 @@ public sealed class MqttBrokerOptions
     /// abandoned device cannot hold memory forever. Default 7 days.</summary>
     public uint MaximumSessionExpiryInterval { get; set; } = 7 * 24 * 3600;
 
-    /// <summary>If set, the largest Keep Alive (seconds) a 5.0 client may use: a larger or zero Keep Alive is
-    /// replaced and announced as CONNACK Server Keep Alive. 3.1.1 clients cannot be told, so they keep their value.</summary>
+    /// <summary>If set and above 0, the largest Keep Alive (seconds) a 5.0 client may use: a larger or zero Keep Alive
+    /// is replaced and announced as CONNACK Server Keep Alive, and the broker enforces that value [MQTT-3.2.2-21].
+    /// 0 or unset: no maximum. 3.1.1 clients cannot be told, so they keep their value.</summary>
     public ushort? MaximumKeepAlive { get; set; }
 
     /// <summary>If set, forced on every 5.0 client as CONNACK Server Keep Alive (takes precedence over
@@ -36,6 +37,11 @@ public sealed class MqttBrokerOptions
 
     /// <summary>Topic aliases a 5.0 client may use towards the broker (CONNACK Topic Alias Maximum). 0 disables. Default 16.</summary>
     public ushort TopicAliasMaximum { get; set; } = 16;
+
+    /// <summary>Topic aliases the broker may assign to the PUBLISH packets it sends to one 5.0 client, further capped by
+    /// the client's CONNECT Topic Alias Maximum (5.0 §3.3.2.3.4); the first topics sent get them. 0 disables outbound
+    /// aliases. Default 16.</summary>
+    public ushort OutboundTopicAliasMaximum { get; set; } = 16;
 
     /// <summary>Whether retained messages are supported (CONNACK Retain Available). When false a 5.0 PUBLISH
     /// with RETAIN=1 is a protocol violation (DISCONNECT 0x9A). Default true.</summary>
@@ -51,6 +57,10 @@ public sealed class MqttBrokerOptions
 
     /// <summary>Time allowed between accepting the connection and receiving a complete CONNECT. Default 10 s.</summary>
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Longest time a packet may stay incomplete: from its first byte to its last. A peer that starts a packet
+    /// and stalls (even with Keep Alive 0, which disables the keep-alive timer) is closed after this. Default 30 s.</summary>
+    public TimeSpan IncompletePacketTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Longest client identifier accepted (in UTF-16 code units); longer is CONNACK 0x85 / 0x02. Default 128.</summary>
     public int MaxClientIdLength { get; set; } = 128;
@@ -79,6 +89,10 @@ public sealed class MqttBrokerOptions
         if (ConnectTimeout <= TimeSpan.Zero)
         {
             errors.Add($"ConnectTimeout must be positive (was {ConnectTimeout})");
+        }
+        if (IncompletePacketTimeout <= TimeSpan.Zero)
+        {
+            errors.Add($"IncompletePacketTimeout must be positive (was {IncompletePacketTimeout})");
         }
         if (MaxClientIdLength is < 1 or > 65535)
         {

@@ -3,6 +3,8 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using OmniBroker.Mqtt.Diagnostics;
+using System.Diagnostics.Metrics;
 using OmniBroker.Mqtt.Abstractions;
 
 namespace OmniBroker.Mqtt.Engine;
@@ -26,7 +28,10 @@ public static class MqttBrokerServiceCollectionExtensions
             sp.GetService<IMqttAuthorizer>() ?? AllowAllAuthorizer.Instance,
             sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance,
             sp.GetService<TimeProvider>() ?? TimeProvider.System,
+            sp.GetRequiredService<MqttMetrics>(),
             sp.GetService<ISessionStore>()));
+        services.TryAddSingleton(sp => new MqttMetrics(sp.GetService<IMeterFactory>()));
+        services.AddSingleton<IPrimedMetrics>(sp => sp.GetRequiredService<MqttMetrics>());
         services.TryAddSingleton<MqttConnectionHandler>();
         return services;
     }

@@ -2,7 +2,6 @@ using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
-using System.Threading.Channels;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.Extensions.Logging;
@@ -15,40 +14,24 @@ namespace OmniBroker.Mqtt.Engine;
 
 /// <summary>
 /// One MQTT network connection (MQTT 3.1.1 and 5.0 §3, §4). A reader loop decodes packets from the transport's
-/// <see cref="PipeReader"/> and handles them synchronously (payloads are copied before the reader advances); a
-/// single writer loop owns the <see cref="PipeWriter"/>: everything to send is queued (control packets here,
-/// PUBLISH in the session) and the writer encodes one batch and flushes once per batch.
+/// <see cref="PipeReader"/> and handles them synchronously (payloads are copied before the reader advances); the
+/// outbound side is <see cref="MqttConnectionWriter"/>, which owns the <see cref="PipeWriter"/>; CONNECT rules are
+/// <see cref="ConnectNegotiation"/>.
 /// Protocol violations surface as one <see cref="MqttProtocolException"/> caught in <see cref="RunAsync"/>.
 /// </summary>
 internal sealed class MqttConnection
 {
-    private const int MaxPublishesPerBatch = 256;
-
-    /// <summary>Control packets (acknowledgements, PINGRESP) queued but not yet written above which the reader stops
-    /// reading: a peer that sends without reading our answers is throttled instead of growing memory.</summary>
-    private const int MaxControlBacklog = 1024;
-
-    /// <summary>How long a closing connection may take to flush its last packets (DISCONNECT) to a slow peer.</summary>
-    private static readonly TimeSpan s_closeFlushTimeout = TimeSpan.FromSeconds(5);
-
     private readonly MqttBroker _broker;
     private readonly ConnectionContext _context;
     private readonly MqttBrokerOptions _options;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
-
-    // Coalescing wake-up for the writer: producers TryWrite after queueing, the writer drains everything queued.
-    private readonly Channel<bool> _signal = Channel.CreateBounded<bool>(
-        new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
-    private readonly CancellationTokenSource _writerCts = new();
+    private readonly MqttConnectionWriter _writer;
 
     // Guarded by _stateLock.
     private readonly Lock _stateLock = new();
-    private List<MqttPacket> _control = new();
-    private DisconnectPacket? _disconnect;
     private bool _discardSession;
     private bool _finished;
-    private TaskCompletionSource? _backlogDrained;
     private volatile bool _closeRequested;
 
     private volatile bool _connected;
@@ -60,12 +43,10 @@ internal sealed class MqttConnection
     private bool _clientDisconnected;
     private string?[]? _topicAliases;
     private uint _sessionExpiryAtConnect;
-    private int _outboundWindow = 1;
-    private uint _clientMaximumPacketSize;
     private ushort _keepAlive;
     private long _lastPacketTimestamp;
     private ITimer? _timer;
-    private Task? _writerTask;
+    private IncompletePacketDeadline? _incompletePacket;
     private ConnAckPacket? _refusal;
     private MqttProtocolVersion _refusalVersion;
     private CancellationTokenRegistration _revokedRegistration;
@@ -82,6 +63,7 @@ internal sealed class MqttConnection
         _time = broker.TimeProvider;
         RemoteEndPoint = context.Features.Get<IRemoteAddressFeature>()?.RemoteEndPoint ?? context.RemoteEndPoint;
         _acks = new DurableAckQueue(broker, this);
+        _writer = new MqttConnectionWriter(this, broker, context.Transport.Output);
     }
 
     public string? ClientId { get; private set; }
@@ -113,6 +95,7 @@ internal sealed class MqttConnection
                 var consumed = buffer.Start;
                 var examined = buffer.End;
                 var stop = false;
+                var completedAny = false;
                 try
                 {
                     while (!_closeRequested)
@@ -127,6 +110,7 @@ internal sealed class MqttConnection
                         consumed = end;
                         examined = end;
                         buffer = buffer.Slice(end);
+                        completedAny = true;
                         Volatile.Write(ref _lastPacketTimestamp, _time.GetTimestamp());
                         if (!HandlePacket(packet))
                         {
@@ -139,6 +123,12 @@ internal sealed class MqttConnection
                 {
                     input.AdvanceTo(consumed, examined);
                 }
+                if (!buffer.IsEmpty || _incompletePacket is not null)
+                {
+                    // A packet was started and not finished: it must be finished within IncompletePacketTimeout.
+                    (_incompletePacket ??= new IncompletePacketDeadline(_time, _options.IncompletePacketTimeout, OnIncompletePacketTimeout))
+                        .Update(!buffer.IsEmpty, completedAny);
+                }
 
                 if (stop)
                 {
@@ -150,7 +140,7 @@ internal sealed class MqttConnection
                     outcome = buffer.IsEmpty ? "closed by peer" : "closed by peer inside a packet";
                     break;
                 }
-                await WaitForControlBacklogAsync().ConfigureAwait(false);
+                await _writer.WaitForControlBacklogAsync().ConfigureAwait(false);
             }
             if (_closeRequested && !_clientDisconnected && _refusal is null)
             {
@@ -180,42 +170,16 @@ internal sealed class MqttConnection
     }
 
     /// <summary>Queues a packet for the writer (acknowledgements, SUBACK, PINGRESP, ...).</summary>
-    public void Send(MqttPacket packet)
-    {
-        lock (_stateLock)
-        {
-            if (_closeRequested)
-            {
-                return;
-            }
-            _control.Add(packet);
-        }
-        Signal();
-    }
-
-    /// <summary>Resolves when the writer has taken the queued control packets, if there are too many; the reader then
-    /// stops consuming input (TCP backpressure on the peer) until they are written.</summary>
-    private Task WaitForControlBacklogAsync()
-    {
-        lock (_stateLock)
-        {
-            if (_control.Count <= MaxControlBacklog || _closeRequested)
-            {
-                return Task.CompletedTask;
-            }
-            _backlogDrained ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            return _backlogDrained.Task;
-        }
-    }
+    public void Send(MqttPacket packet) => _writer.Send(packet);
 
     /// <summary>Wakes the writer: new work is queued in the session or the control queue.</summary>
-    public void Signal() => _signal.Writer.TryWrite(true);
+    public void Signal() => _writer.Signal();
 
     /// <summary>Asks the connection to close from any thread. A 5.0 client that has been sent a successful CONNACK
     /// gets DISCONNECT with <paramref name="reasonCode"/> first (never before CONNACK [MQTT-3.14.0-1]).</summary>
     public void RequestClose(MqttReasonCode? reasonCode, bool discardSession = false)
     {
-        TaskCompletionSource? drained;
+        DisconnectPacket? disconnect = null;
         lock (_stateLock)
         {
             _discardSession |= discardSession;
@@ -226,14 +190,10 @@ internal sealed class MqttConnection
             _closeRequested = true;
             if (reasonCode is { } code && _connected && _version == MqttProtocolVersion.V500)
             {
-                _disconnect = new DisconnectPacket { ReasonCode = code };
+                disconnect = new DisconnectPacket { ReasonCode = code };
             }
-            _writerCts.CancelAfter(s_closeFlushTimeout);
-            drained = _backlogDrained;
-            _backlogDrained = null;
         }
-        drained?.TrySetResult();
-        Signal();
+        _writer.Close(disconnect);
         _context.Transport.Input.CancelPendingRead();
     }
 
@@ -304,134 +264,47 @@ internal sealed class MqttConnection
     {
         _version = connect.ProtocolVersion;
         var v5 = _version == MqttProtocolVersion.V500;
-        var properties = v5 ? connect.Properties : null;
-
         _identity = _context.Features.Get<IClientIdentityFeature>();
-        if (_identity is null && _options.RequireClientIdentity)
+        var identity = _identity is null
+            ? ConnectIdentityState.None
+            : new ConnectIdentityState(true, _identity.IdentityRevoked.IsCancellationRequested, _identity.RevocationReason);
+        var negotiation = ConnectNegotiation.Negotiate(connect, _options, identity, static () => "omni-" + Guid.NewGuid().ToString("N"));
+        if (negotiation.Refused)
         {
-            return Refuse(connect.ClientId, MqttReasonCode.NotAuthorized, "no validated client certificate on the connection");
-        }
-        if (_identity is not null && _identity.IdentityRevoked.IsCancellationRequested)
-        {
-            return Refuse(connect.ClientId, MqttReasonCode.NotAuthorized, $"client certificate no longer valid ({_identity.RevocationReason})");
-        }
-        if (properties?.AuthenticationMethod is not null)
-        {
-            // Enhanced authentication (§4.12) is not offered: identity comes from the TLS client certificate.
-            return Refuse(connect.ClientId, MqttReasonCode.BadAuthenticationMethod, "enhanced authentication is not supported");
+            return Refuse(negotiation.ClientId, negotiation.RefusalCode!.Value, negotiation.RefusalReason);
         }
 
-        var clientId = connect.ClientId;
-        var assigned = false;
-        if (clientId.Length == 0)
-        {
-            if (!v5 && !connect.CleanStart)
-            {
-                // [MQTT-3.1.3-8]: 3.1.1 zero-length ClientId with CleanSession=0 is refused with 0x02.
-                return Refuse(clientId, MqttReasonCode.ClientIdentifierNotValid, "empty client identifier requires a clean session");
-            }
-            // [MQTT-3.1.3-6]: assign a unique ClientId; 5.0 returns it as Assigned Client Identifier [MQTT-3.1.3-7].
-            clientId = "omni-" + Guid.NewGuid().ToString("N");
-            assigned = true;
-        }
-        else if (clientId.Length > _options.MaxClientIdLength)
-        {
-            return Refuse(clientId, MqttReasonCode.ClientIdentifierNotValid, $"client identifier longer than {_options.MaxClientIdLength}");
-        }
-
-        if (connect.Will is { } willPacket)
-        {
-            if (!MqttTopic.IsValidTopicName(willPacket.Topic))
-            {
-                MqttThrow.Violation(MqttReasonCode.TopicNameInvalid, "invalid will topic");
-            }
-            if (willPacket.Retain && !_options.RetainAvailable)
-            {
-                // 5.0 §3.2.2.3.5: a will with RETAIN while Retain Available is 0 is refused with 0x9A.
-                return Refuse(clientId, MqttReasonCode.RetainNotSupported, "retained will while retain is not available");
-            }
-        }
-
+        var clientId = negotiation.ClientId;
         ClientId = clientId;
         ClientInfo = new MqttClientInfo(clientId, _version.Value, _identity?.Certificate, RemoteEndPoint, connect.UserName);
         var decision = _broker.Authorizer.AuthorizeConnect(ClientInfo);
         var allowed = decision.Allowed && decision.Grants is not null;
-        BrokerMetrics.AuthorizationDecision(BrokerMetrics.Actions.Connect, allowed);
+        _broker.Metrics.AuthorizationDecision(MqttMetrics.Actions.Connect, allowed);
         if (!allowed)
         {
             return Refuse(clientId, MqttReasonCode.NotAuthorized, decision.Reason);
         }
         _grants = decision.Grants!;
 
-        // Keep alive: 5.0 lets the server impose its own through Server Keep Alive [MQTT-3.2.2-21].
-        var keepAlive = connect.KeepAliveSeconds;
-        ushort? serverKeepAlive = null;
-        if (v5 && _options.ServerKeepAlive is { } forced)
-        {
-            keepAlive = forced;
-            serverKeepAlive = forced;
-        }
-        else if (v5 && _options.MaximumKeepAlive is { } maximum && maximum > 0 && (keepAlive == 0 || keepAlive > maximum))
-        {
-            keepAlive = maximum;
-            serverKeepAlive = maximum;
-        }
-
-        uint expiry;
-        var expiryChanged = false;
-        if (v5)
-        {
-            expiry = properties?.SessionExpiryInterval ?? 0;
-            if (expiry > _options.MaximumSessionExpiryInterval)
-            {
-                expiry = _options.MaximumSessionExpiryInterval;
-                expiryChanged = true;
-            }
-        }
-        else
-        {
-            // 3.1.1: CleanSession=0 keeps the session until cleaned; bounded by the configured maximum.
-            expiry = connect.CleanStart ? 0 : _options.MaximumSessionExpiryInterval;
-        }
+        var keepAlive = negotiation.KeepAlive;
+        var expiry = negotiation.SessionExpiry;
         _sessionExpiryAtConnect = expiry;
-
-        var receiveMaximum = properties?.ReceiveMaximum ?? ushort.MaxValue;
-        _outboundWindow = Math.Max(1, Math.Min(_options.MaxInflightPerClient, receiveMaximum == 0 ? ushort.MaxValue : receiveMaximum));
-        _clientMaximumPacketSize = properties?.MaximumPacketSize ?? 0;
-        _topicAliases = v5 && _options.TopicAliasMaximum > 0 ? new string?[_options.TopicAliasMaximum + 1] : null;
-
+        _topicAliases = negotiation.TopicAliasMaximum > 0 ? new string?[negotiation.TopicAliasMaximum + 1] : null;
+        var outboundAliases = v5 ? OutboundTopicAliases.Create(negotiation.ClientTopicAliasMaximum, _options.OutboundTopicAliasMaximum) : null;
         if (connect.Will is { } will)
         {
-            var delay = v5 ? will.Properties?.WillDelayInterval ?? 0 : 0;
-            _will = new WillState(clientId, will.Topic, will.Payload.ToArray(), will.Qos, will.Retain, v5 ? will.Properties : null, delay, _grants);
+            _will = new WillState(clientId, will.Topic, will.Payload.ToArray(), will.Qos, will.Retain, v5 ? will.Properties : null,
+                negotiation.WillDelaySeconds, _grants);
         }
 
         ConnectedAt = _time.GetUtcNow();
         var (session, sessionPresent) = _broker.AttachSession(this, clientId, connect.CleanStart, expiry, _grants);
         _session = session;
 
-        var connAck = new ConnAckPacket { SessionPresent = sessionPresent, ReasonCode = MqttReasonCode.Success };
-        if (v5)
-        {
-            connAck.Properties = new MqttProperties
-            {
-                ReceiveMaximum = _options.ReceiveMaximum == ushort.MaxValue ? null : _options.ReceiveMaximum,
-                TopicAliasMaximum = _options.TopicAliasMaximum > 0 ? _options.TopicAliasMaximum : null,
-                MaximumPacketSize = (uint)_options.MaximumPacketSize,
-                RetainAvailable = _options.RetainAvailable ? (byte)1 : (byte)0,
-                WildcardSubscriptionAvailable = 1,
-                SubscriptionIdentifiersAvailable = 1,
-                SharedSubscriptionAvailable = 1,
-                AssignedClientIdentifier = assigned ? clientId : null,
-                ServerKeepAlive = serverKeepAlive,
-                SessionExpiryInterval = expiryChanged ? expiry : null,
-            };
-        }
-
+        // First packet written: the writer starts below, and writes control packets before session messages.
+        _writer.Send(negotiation.BuildConnAck(_version.Value, _options, sessionPresent, decision.ConnAckUserProperties));
         lock (_stateLock)
         {
-            // First packet written: the writer starts below, and takes control packets before session messages.
-            _control.Add(connAck);
             _connected = true;
         }
         _keepAlive = keepAlive;
@@ -441,9 +314,9 @@ internal sealed class MqttConnection
             _revokedRegistration = _identity.IdentityRevoked.UnsafeRegister(static state => ((MqttConnection)state!).OnIdentityRevoked(), this);
         }
 
-        BrokerMetrics.ConnectionOpened(_version.Value);
+        _broker.Metrics.ConnectionOpened(_version.Value);
         _logger.ConnectAccepted(clientId, RemoteEndPoint, _version.Value, connect.CleanStart, sessionPresent, keepAlive);
-        _writerTask = WriterLoopAsync();
+        _writer.Start(_version.Value, session, negotiation.OutboundWindow, negotiation.ClientMaximumPacketSize, outboundAliases);
         return true;
     }
 
@@ -465,6 +338,11 @@ internal sealed class MqttConnection
         var session = _session!;
         var topic = publish.Topic;
 
+        if (v5 && publish.Properties?.SubscriptionIdentifiers is not null)
+        {
+            // [MQTT-3.3.4-6]: a PUBLISH sent by a client MUST NOT contain a Subscription Identifier.
+            MqttThrow.ProtocolError("Subscription Identifier in a PUBLISH from a client [MQTT-3.3.4-6]");
+        }
         if (v5 && publish.Properties?.TopicAlias is { } alias)
         {
             if (alias == 0 || alias > _options.TopicAliasMaximum)
@@ -500,7 +378,7 @@ internal sealed class MqttConnection
 
         var qos = publish.Qos;
         var packetId = publish.PacketId;
-        BrokerMetrics.MessageIn(qos, (int)publish.Payload.Length);
+        _broker.Metrics.MessageIn(qos, (int)publish.Payload.Length);
 
         if (qos == MqttQos.ExactlyOnce && session.IsInboundQos2Pending(packetId))
         {
@@ -515,12 +393,18 @@ internal sealed class MqttConnection
             MqttThrow.Violation(MqttReasonCode.ReceiveMaximumExceeded, $"more than {_options.ReceiveMaximum} QoS 1/2 PUBLISH in flight");
         }
 
+        if (topic[0] == '$' && _broker.ReservedTopicHandler is { } reserved && reserved.Handles(topic))
+        {
+            HandleReserved(reserved, publish, topic, session);
+            return;
+        }
+
         var allowed = _grants.CanPublish(topic, qos, retain);
-        BrokerMetrics.AuthorizationDecision(BrokerMetrics.Actions.Publish, allowed);
+        _broker.Metrics.AuthorizationDecision(MqttMetrics.Actions.Publish, allowed);
         if (!allowed)
         {
             _logger.PublishDenied(ClientId!, topic, qos, retain);
-            BrokerMetrics.MessageDropped(BrokerMetrics.DropReasons.Denied);
+            _broker.Metrics.MessageDropped(MqttMetrics.DropReasons.Denied);
             _broker.CountDropped();
             if (v5)
             {
@@ -560,6 +444,33 @@ internal sealed class MqttConnection
         Acknowledge(session, qos, packetId, v5 && delivered == 0 ? MqttReasonCode.NoMatchingSubscribers : MqttReasonCode.Success, position);
     }
 
+    // MQTT 5.0 §4.10 request/response with the broker itself as responder: the reply is queued for this session only.
+    private void HandleReserved(IReservedTopicHandler handler, PublishPacket publish, string topic, MqttSession session)
+    {
+        var properties = _version == MqttProtocolVersion.V500 ? publish.Properties : null;
+        var responseTopic = properties?.ResponseTopic;
+        var correlation = properties?.CorrelationData?.ToArray();
+        var replyQos = publish.Qos == MqttQos.AtMostOnce ? MqttQos.AtMostOnce : MqttQos.AtLeastOnce;
+        var request = new ReservedTopicRequest(ClientId!, _identity?.Certificate, _identity?.Chain ?? [], topic, publish.Payload.ToArray(),
+            responseTopic, correlation, properties?.ContentType, reply =>
+            {
+                if (responseTopic is null)
+                {
+                    return;
+                }
+                var message = new MqttApplicationMessage(responseTopic, reply.Payload, replyQos, retain: false)
+                {
+                    IsDirectReply = true,
+                    ContentType = reply.ContentType,
+                    CorrelationData = correlation,
+                    UserProperties = reply.UserProperties is { Count: > 0 } user ? [.. user] : null,
+                };
+                session.Enqueue(message, replyQos, retain: false, subscriptionIds: null);
+            });
+        handler.Handle(request);
+        Acknowledge(session, publish.Qos, publish.PacketId, MqttReasonCode.Success);
+    }
+
     private void Acknowledge(MqttSession session, MqttQos qos, ushort packetId, MqttReasonCode reasonCode, long position = 0)
     {
         switch (qos)
@@ -581,7 +492,7 @@ internal sealed class MqttConnection
     private void RefuseUnstorable(string topic, MqttQos qos, ushort packetId)
     {
         _logger.PublishRefusedStoreUnavailable(ClientId!, qos, topic);
-        BrokerMetrics.MessageDropped("store_unavailable");
+        _broker.Metrics.MessageDropped("store_unavailable");
         _broker.CountDropped();
         if (_version != MqttProtocolVersion.V500)
         {
@@ -681,7 +592,7 @@ internal sealed class MqttConnection
             var subscription = new Subscription(session, request.Filter, request.Options, subscriptionId);
             // The policy decides on the topic filter proper; the share group only spreads the load.
             var allowed = _grants.CanSubscribe(subscription.TopicFilter);
-            BrokerMetrics.AuthorizationDecision(BrokerMetrics.Actions.Subscribe, allowed);
+            _broker.Metrics.AuthorizationDecision(MqttMetrics.Actions.Subscribe, allowed);
             if (!allowed)
             {
                 _logger.SubscribeDenied(ClientId!, request.Filter);
@@ -804,6 +715,12 @@ internal sealed class MqttConnection
         _timer?.Change(limit - elapsed, Timeout.InfiniteTimeSpan);
     }
 
+    private void OnIncompletePacketTimeout()
+    {
+        _logger.IncompletePacketTimeout(RemoteEndPoint, ClientId, _options.IncompletePacketTimeout);
+        RequestClose(null);
+    }
+
     private void OnIdentityRevoked()
     {
         _logger.IdentityRevoked(ClientId ?? "?", _identity?.RevocationReason);
@@ -813,16 +730,22 @@ internal sealed class MqttConnection
     private async Task CloseAsync(string outcome)
     {
         _timer?.Dispose();
+        _incompletePacket?.Dispose();
         _revokedRegistration.Dispose();
         RequestClose(null);
 
-        if (_writerTask is not null)
+        if (_writer.Completion is { } writer)
         {
-            await _writerTask.ConfigureAwait(false);
+            await writer.ConfigureAwait(false);
         }
         else if (_refusal is not null)
         {
-            await WriteRefusalAsync(_refusal, _refusalVersion).ConfigureAwait(false);
+            await _writer.WriteRefusalAsync(_refusal, _refusalVersion).ConfigureAwait(false);
+        }
+        if (_writer.LastPacketWritten)
+        {
+            // Our DISCONNECT / refusal must reach the client rather than be lost to a reset.
+            await GracefulClose.ShutdownAndDrainAsync(_context, GracefulClose.DrainLimit).ConfigureAwait(false);
         }
 
         bool discard;
@@ -831,7 +754,7 @@ internal sealed class MqttConnection
             _finished = true;
             discard = _discardSession;
         }
-        _writerCts.Dispose();
+        _writer.Dispose();
 
         if (_connected)
         {
@@ -841,185 +764,8 @@ internal sealed class MqttConnection
                 will = null;
             }
             _broker.OnConnectionClosed(this, will, discard);
-            BrokerMetrics.ConnectionClosed(_version!.Value);
+            _broker.Metrics.ConnectionClosed(_version!.Value);
         }
         _logger.ConnectionClosed(ClientId, outcome);
-    }
-
-    private async Task WriteRefusalAsync(ConnAckPacket connAck, MqttProtocolVersion version)
-    {
-        var output = _context.Transport.Output;
-        MqttPacketWriter.Write(output, connAck, version);
-        try
-        {
-            await output.FlushAsync(_writerCts.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-            // The peer does not read; it is being closed anyway.
-        }
-        catch (IOException)
-        {
-        }
-    }
-
-    // ------------------------------------------------------------------ writer
-
-    private async Task WriterLoopAsync()
-    {
-        await Task.Yield();
-        var output = _context.Transport.Output;
-        var version = _version!.Value;
-        var items = new List<OutboundItem>(MaxPublishesPerBatch);
-        var control = new List<MqttPacket>();
-        var publish = new PublishPacket();
-        var properties = new MqttProperties();
-        var subscriptionIds = new List<uint>();
-        var token = _writerCts.Token;
-
-        try
-        {
-            while (true)
-            {
-                _signal.Reader.TryRead(out _);
-                var closing = _closeRequested;
-                var drops = default(DropCounts);
-                if (!closing)
-                {
-                    // Session first, control second, written control first: see HandleSubscribe.
-                    _session!.TakeOutbound(items, MaxPublishesPerBatch, _outboundWindow, _time.GetUtcNow(), _grants, ref drops);
-                }
-
-                DisconnectPacket? disconnect;
-                TaskCompletionSource? drained;
-                lock (_stateLock)
-                {
-                    (control, _control) = (_control, control);
-                    disconnect = _closeRequested ? _disconnect : null;
-                    closing = _closeRequested;
-                    drained = _backlogDrained;
-                    _backlogDrained = null;
-                }
-                drained?.TrySetResult();
-                ReportDrops(drops);
-
-                if (control.Count == 0 && items.Count == 0 && disconnect is null)
-                {
-                    if (closing)
-                    {
-                        break;
-                    }
-                    await _signal.Reader.WaitToReadAsync(token).ConfigureAwait(false);
-                    continue;
-                }
-
-                foreach (var packet in control)
-                {
-                    MqttPacketWriter.Write(output, packet, version);
-                }
-                foreach (var item in items)
-                {
-                    WriteOutbound(output, version, item, publish, properties, subscriptionIds);
-                }
-                if (disconnect is not null)
-                {
-                    MqttPacketWriter.Write(output, disconnect, version);
-                }
-                control.Clear();
-                items.Clear();
-
-                var flush = await output.FlushAsync(token).ConfigureAwait(false);
-                if (disconnect is not null || flush.IsCompleted || flush.IsCanceled)
-                {
-                    break;
-                }
-            }
-        }
-        catch (OperationCanceledException)
-        {
-            // Close timeout: the peer stopped reading.
-        }
-        catch (IOException)
-        {
-        }
-        finally
-        {
-            // If the transport failed under the writer, the reader must stop as well.
-            RequestClose(null);
-        }
-    }
-
-    private void WriteOutbound(PipeWriter output, MqttProtocolVersion version, OutboundItem item, PublishPacket publish,
-        MqttProperties properties, List<uint> subscriptionIds)
-    {
-        if (item.IsPubRel)
-        {
-            MqttPacketWriter.Write(output, new PubAckPacket(MqttPacketType.PubRel) { PacketId = item.PacketId }, version);
-            return;
-        }
-
-        var message = item.Message!;
-        publish.Topic = message.Topic;
-        publish.Qos = item.Qos;
-        publish.Retain = item.Retain;
-        publish.Dup = item.Dup;
-        publish.PacketId = item.PacketId;
-        publish.Payload = new ReadOnlySequence<byte>(message.Payload);
-        publish.Properties = null;
-
-        if (version == MqttProtocolVersion.V500 && (message.HasProperties || item.SubscriptionIds is not null))
-        {
-            properties.PayloadFormatIndicator = message.PayloadFormatIndicator;
-            properties.MessageExpiryInterval = message.RemainingExpirySeconds(_time.GetUtcNow());
-            properties.ContentType = message.ContentType;
-            properties.ResponseTopic = message.ResponseTopic;
-            properties.CorrelationData = message.CorrelationData;
-            properties.UserProperties = message.UserProperties;
-            subscriptionIds.Clear();
-            if (item.SubscriptionIds is not null)
-            {
-                subscriptionIds.AddRange(item.SubscriptionIds);
-            }
-            properties.SubscriptionIdentifiers = subscriptionIds.Count > 0 ? subscriptionIds : null;
-            publish.Properties = properties;
-        }
-
-        if (_clientMaximumPacketSize > 0)
-        {
-            var size = MqttPacketWriter.GetEncodedSize(publish, version);
-            if (size > _clientMaximumPacketSize)
-            {
-                // [MQTT-3.1.2-24]: never send a packet above the client's Maximum Packet Size; the message is dropped
-                // for this client as if delivered ([MQTT-3.1.2-25]) and counted.
-                if (item.PacketId != 0)
-                {
-                    _session!.Abandon(item.PacketId);
-                }
-                _logger.DroppedTooLarge(ClientId!, size, message.Topic, _clientMaximumPacketSize);
-                BrokerMetrics.MessageDropped(BrokerMetrics.DropReasons.TooLarge);
-                _broker.CountDropped();
-                return;
-            }
-        }
-
-        MqttPacketWriter.Write(output, publish, version);
-        BrokerMetrics.MessageOut(item.Qos, message.Payload.Length);
-        _broker.CountSent();
-    }
-
-    private void ReportDrops(in DropCounts drops)
-    {
-        if (drops.Expired > 0)
-        {
-            _logger.DroppedExpired(ClientId!, drops.Expired);
-            BrokerMetrics.MessageDropped(BrokerMetrics.DropReasons.Expired, drops.Expired);
-            _broker.CountDropped(drops.Expired);
-        }
-        if (drops.Denied > 0)
-        {
-            _logger.DroppedDenied(ClientId!, drops.Denied);
-            BrokerMetrics.MessageDropped(BrokerMetrics.DropReasons.Denied, drops.Denied);
-            _broker.CountDropped(drops.Denied);
-        }
     }
 }

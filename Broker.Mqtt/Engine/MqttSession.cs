@@ -178,7 +178,7 @@ internal sealed partial class MqttSession
                     Forget(item.Qos, item.Sequence);
                     continue;
                 }
-                if (!grants.CanReceive(item.Message.Topic))
+                if (!item.Message.IsDirectReply && !grants.CanReceive(item.Message.Topic))
                 {
                     drops.Denied++;
                     Forget(item.Qos, item.Sequence);

@@ -21,12 +21,14 @@ internal sealed partial class SessionRegistry
     private readonly MqttBrokerOptions _options;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
+    private readonly MqttMetrics _metrics;
     private readonly MessageRouter _router;
     private readonly ISessionStore? _store;
     private int _sessionCount;
 
-    public SessionRegistry(MqttBrokerOptions options, ILogger logger, TimeProvider time, MessageRouter router, ISessionStore? store)
+    public SessionRegistry(MqttBrokerOptions options, ILogger logger, TimeProvider time, MqttMetrics metrics, MessageRouter router, ISessionStore? store)
     {
+        _metrics = metrics;
         _options = options;
         _logger = logger;
         _time = time;
@@ -315,7 +317,7 @@ internal sealed partial class SessionRegistry
         {
             // The will is an application message of its client: it needs the client's right to publish.
             var allowed = will.Grants.CanPublish(will.Topic, will.Qos, will.Retain);
-            BrokerMetrics.AuthorizationDecision(BrokerMetrics.Actions.Publish, allowed);
+            _metrics.AuthorizationDecision(MqttMetrics.Actions.Publish, allowed);
             if (!allowed)
             {
                 _logger.WillDenied(will.ClientId, will.Topic);
@@ -361,7 +363,7 @@ internal sealed partial class SessionRegistry
         if (lost.Qos12 + lost.Qos0 > 0)
         {
             _logger.SessionEndedWithMessages(session.ClientId, lost.Qos12, lost.Qos0);
-            BrokerMetrics.MessageDropped("session_ended", lost.Qos12 + lost.Qos0);
+            _metrics.MessageDropped(MqttMetrics.DropReasons.SessionEnded, lost.Qos12 + lost.Qos0);
             _router.CountDropped(lost.Qos12 + lost.Qos0);
         }
     }

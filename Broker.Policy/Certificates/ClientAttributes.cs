@@ -87,6 +87,25 @@ internal sealed class ClientAttributes
     public static ClientAttributes From(X509Certificate2? certificate, string? clientId) =>
         certificate is null && clientId is null ? Anonymous : new ClientAttributes(certificate, clientId);
 
+    /// <summary>Attributes given value by value (the subject a CSR asks for), not read from a certificate.</summary>
+    public static ClientAttributes FromValues(IEnumerable<KeyValuePair<AttributeRef, string[]>> values)
+    {
+        var attributes = new ClientAttributes(null, null);
+        foreach (var (attribute, list) in values)
+        {
+            if (attribute.Kind == AttributeKind.Extension)
+            {
+                attributes._extensions[attribute.Oid!] = list;
+            }
+            else if (attribute.Kind != AttributeKind.ClientId)
+            {
+                attributes.Set(attribute.Kind, list);
+            }
+        }
+
+        return attributes;
+    }
+
     public string[] Get(in AttributeRef attribute) => attribute.Kind switch
     {
         AttributeKind.Extension => _extensions.TryGetValue(attribute.Oid!, out var values) ? values : [],

@@ -11,6 +11,8 @@ internal enum PolicyActions
     Subscribe = 4,
     Receive = 8,
     Admin = 16,
+    Enroll = 32,
+    Renew = 64,
     TopicActions = Publish | Subscribe | Receive,
 }
 
@@ -23,6 +25,8 @@ internal static class PolicyActionNames
         PolicyAction.Subscribe => PolicyActions.Subscribe,
         PolicyAction.Receive => PolicyActions.Receive,
         PolicyAction.Admin => PolicyActions.Admin,
+        PolicyAction.Enroll => PolicyActions.Enroll,
+        PolicyAction.Renew => PolicyActions.Renew,
         _ => throw new ArgumentOutOfRangeException(nameof(action), action, null),
     };
 
@@ -35,6 +39,8 @@ internal static class PolicyActionNames
             case "subscribe": action = PolicyAction.Subscribe; return true;
             case "receive": action = PolicyAction.Receive; return true;
             case "admin": action = PolicyAction.Admin; return true;
+            case "enroll": action = PolicyAction.Enroll; return true;
+            case "renew": action = PolicyAction.Renew; return true;
             default: action = default; return false;
         }
     }
@@ -45,6 +51,8 @@ internal static class PolicyActionNames
         PolicyAction.Publish => "publish",
         PolicyAction.Subscribe => "subscribe",
         PolicyAction.Receive => "receive",
+        PolicyAction.Enroll => "enroll",
+        PolicyAction.Renew => "renew",
         _ => "admin",
     };
 }
@@ -66,6 +74,9 @@ internal sealed class CompiledRule
     public required Condition[] Conditions { get; init; }
 
     public required TopicTemplate[] Topics { get; init; }
+
+    /// <summary>Enroll rules: conditions on the subject a CSR asks for (templates take the bootstrap certificate's values).</summary>
+    public Condition[] Subject { get; init; } = [];
 
     /// <summary>Which (QoS, retain) combinations of a PUBLISH this rule speaks about.</summary>
     public int PublishMask { get; init; } = AllPublishCombinations;
@@ -116,6 +127,8 @@ internal sealed class CompiledPolicy
         ConnectRules = [.. rules.Where(r => (r.Actions & PolicyActions.Connect) != 0)];
         AdminRules = [.. rules.Where(r => (r.Actions & PolicyActions.Admin) != 0)];
         TopicRules = [.. rules.Where(r => (r.Actions & PolicyActions.TopicActions) != 0)];
+        EnrollRules = [.. rules.Where(r => (r.Actions & PolicyActions.Enroll) != 0)];
+        RenewRules = [.. rules.Where(r => (r.Actions & PolicyActions.Renew) != 0)];
     }
 
     public string Directory { get; }
@@ -134,10 +147,16 @@ internal sealed class CompiledPolicy
 
     public CompiledRule[] TopicRules { get; }
 
+    public CompiledRule[] EnrollRules { get; }
+
+    public CompiledRule[] RenewRules { get; }
+
     public CompiledRule[] RulesFor(PolicyActions action) => action switch
     {
         PolicyActions.Connect => ConnectRules,
         PolicyActions.Admin => AdminRules,
+        PolicyActions.Enroll => EnrollRules,
+        PolicyActions.Renew => RenewRules,
         _ => TopicRules,
     };
 }

@@ -41,9 +41,16 @@ internal sealed class Condition
     /// <summary>Human-readable form for explanations, e.g. "cert.ou equals sensors".</summary>
     public string Text { get; }
 
-    public bool Evaluate(ClientAttributes attributes, bool failClosed)
+    public bool Evaluate(ClientAttributes attributes, bool failClosed) => Evaluate(attributes, attributes, failClosed);
+
+    /// <summary>Tests <paramref name="actualSource"/>'s values with templates expanded from <paramref name="templateSource"/>
+    /// (enroll rules: the subject asked for, against the bootstrap certificate's fields). Fails closed.</summary>
+    public bool EvaluateAgainst(ClientAttributes actualSource, ClientAttributes templateSource) =>
+        Evaluate(actualSource, templateSource, failClosed: false);
+
+    private bool Evaluate(ClientAttributes actualSource, ClientAttributes attributes, bool failClosed)
     {
-        var actual = attributes.Get(Attribute);
+        var actual = actualSource.Get(Attribute);
         switch (Op)
         {
             case ConditionOp.Present:

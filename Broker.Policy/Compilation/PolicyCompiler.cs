@@ -19,7 +19,7 @@ internal static partial class PolicyCompiler
 {
     private static readonly string[] s_topLevelKeys = ["version", "extensions", "rules"];
     private static readonly string[] s_ruleKeys =
-        ["id", "description", "effect", "actions", "action", "match", "clientId", "topics", "topic", "qos", "maxQos", "retain"];
+        ["id", "description", "effect", "actions", "action", "match", "clientId", "topics", "topic", "qos", "maxQos", "retain", "subject"];
 
     private static readonly string[] s_conditionOps = ["equals", "anyOf", "prefix", "glob", "present", "absent"];
 
@@ -32,6 +32,13 @@ internal static partial class PolicyCompiler
         var documents = new List<(PolicySource Source, YamlMappingNode Root)>();
         foreach (var source in sources)
         {
+            if (!YamlText.IsPrintable(source.Text, out int badLine, out int badColumn, out int codePoint))
+            {
+                errors.Add(new PolicyError(source.Path, badLine, badColumn,
+                    $"invalid YAML: character U+{codePoint:X4} is not allowed in a YAML file (a binary or wrongly encoded file?)"));
+                continue;
+            }
+
             var stream = new YamlStream();
             var parser = new Parser(new StringReader(source.Text));
             try
@@ -48,6 +55,14 @@ internal static partial class PolicyCompiler
                 // YamlDotNet's scanner fails this way on some malformed flow collections; report where parsing stopped.
                 var mark = parser.Current?.End ?? Mark.Empty;
                 errors.Add(new PolicyError(source.Path, (int)mark.Line, (int)mark.Column, "invalid YAML: malformed content after this point (an unclosed '[' or '{'?)"));
+                continue;
+            }
+            catch (ArgumentException)
+            {
+                // YamlDotNet's loader fails this way on an event it does not expect where a node should start, e.g. a
+                // mapping entry with an empty key under another key (" : x", found by fuzzing, docs/fuzzing.md).
+                var mark = parser.Current?.Start ?? Mark.Empty;
+                errors.Add(new PolicyError(source.Path, (int)mark.Line, (int)mark.Column, "invalid YAML: a node was expected here (a key without a name, or a stray ':'?)"));
                 continue;
             }
 
@@ -216,6 +231,8 @@ internal static partial class PolicyCompiler
         YamlNode? qosNode = null;
         bool? retain = null;
         YamlNode? retainNode = null;
+        var subject = new List<Condition>();
+        YamlNode? subjectNode = null;
 
         foreach (var (keyNode, value) in rule.Children)
         {
@@ -261,7 +278,7 @@ internal static partial class PolicyCompiler
                         }
                         else
                         {
-                            errors.Add(At(path, item.Node, $"unknown action '{item.Text}'; expected connect, publish, subscribe, receive or admin"));
+                            errors.Add(At(path, item.Node, $"unknown action '{item.Text}'; expected connect, publish, subscribe, receive, admin, enroll or renew"));
                         }
                     }
 
@@ -367,6 +384,10 @@ internal static partial class PolicyCompiler
                     }
 
                     break;
+                case "subject":
+                    subjectNode = value;
+                    CompileSubject(path, value, aliases, subject, errors);
+                    break;
                 case "retain":
                     retainNode = value;
                     retain = ScalarText(value) switch
@@ -425,6 +446,16 @@ internal static partial class PolicyCompiler
             }
         }
 
+        if (subjectNode is not null && (actions & PolicyActions.Enroll) == 0 && actionsNode is not null)
+        {
+            errors.Add(At(path, subjectNode, $"rule '{id}': 'subject' only applies to enroll"));
+        }
+        else if (subjectNode is null && (actions & PolicyActions.Enroll) != 0 && effect == PolicyEffect.Allow)
+        {
+            // Without it a bootstrap certificate could ask for any identity, the admin's included.
+            errors.Add(At(path, rule, $"rule '{id}' allows enroll but has no 'subject' saying which subject a CSR may ask for"));
+        }
+
         if (qosMask == 0 && qosNode is not null && errors.Count == before)
         {
             errors.Add(At(path, qosNode, $"rule '{id}': the qos list is empty"));
@@ -448,6 +479,7 @@ internal static partial class PolicyCompiler
             Actions = actions,
             Conditions = [.. conditions],
             Topics = [.. topics],
+            Subject = [.. subject],
             PublishMask = PublishMask(qosMask ?? 0b111, retain),
             File = path,
             Line = (int)rule.Start.Line,
@@ -477,6 +509,38 @@ internal static partial class PolicyCompiler
         }
 
         return mask;
+    }
+
+    // subject: { cert.cn: ${cert.cn}, cert.o: Acme, cert.ou: { anyOf: [sensors, gateways] }, cert.ext.deviceType: ... }
+    private static void CompileSubject(string path, YamlNode node, IReadOnlyDictionary<string, string> aliases, List<Condition> subject, List<PolicyError> errors)
+    {
+        if (node is not YamlMappingNode mapping || mapping.Children.Count == 0)
+        {
+            errors.Add(At(path, node, "'subject' must map subject attributes to conditions, e.g. 'cert.cn: ${cert.cn}'"));
+            return;
+        }
+
+        foreach (var (attributeNode, conditionNode) in mapping.Children)
+        {
+            var name = (attributeNode as YamlScalarNode)?.Value ?? "";
+            if (!AttributeCatalog.TryResolve(name, aliases, out var attribute, out var error))
+            {
+                errors.Add(At(path, attributeNode, error));
+                continue;
+            }
+
+            if (!EnrollmentSubject.IsRequestable(attribute.Kind))
+            {
+                errors.Add(At(path, attributeNode, $"'{name}' cannot be asked for in a CSR; use cert.cn, cert.o, cert.ou, cert.c, cert.st, cert.l, cert.san.uri, cert.san.dns or cert.ext.<alias>"));
+                continue;
+            }
+
+            var condition = CompileCondition(path, attribute, conditionNode, aliases, errors);
+            if (condition is not null)
+            {
+                subject.Add(condition);
+            }
+        }
     }
 
     private static Condition? CompileCondition(

@@ -4,7 +4,9 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using OmniBroker.Mqtt.Abstractions;
+using System.Diagnostics.Metrics;
 using OmniBroker.Mqtt.Diagnostics;
+using OmniBroker.Policy.Diagnostics;
 using OmniBroker.Policy.Hosting;
 
 namespace OmniBroker.Policy;
@@ -12,7 +14,7 @@ namespace OmniBroker.Policy;
 public static class PolicyServiceCollectionExtensions
 {
     /// <summary>Registers the policy authorizer (<see cref="PolicyAuthorizer"/>, also as <see cref="IMqttAuthorizer"/>,
-    /// replacing any earlier authorizer, and as <see cref="IPolicyStateSource"/> for metrics and readiness) and the hosted service that reloads it on file change and SIGHUP.
+    /// replacing any earlier authorizer, with its <see cref="PolicyMetrics"/>) and the hosted service that reloads it on file change and SIGHUP.
     /// The policy is loaded when first resolved (at the latest when hosted services start); an invalid policy
     /// throws <see cref="PolicyLoadException"/> listing every error, which fails start-up.</summary>
     public static IServiceCollection AddOmniBrokerPolicy(this IServiceCollection services, string policyDirectory) =>
@@ -37,9 +39,11 @@ public static class PolicyServiceCollectionExtensions
         services.AddOptions<PolicyOptions>().Configure(configure);
         services.TryAddSingleton(sp => PolicyAuthorizer.Load(
             sp.GetRequiredService<IOptions<PolicyOptions>>().Value.Directory,
-            sp.GetService<ILogger<PolicyAuthorizer>>()));
+            sp.GetService<ILogger<PolicyAuthorizer>>(),
+            sp.GetRequiredService<PolicyMetrics>()));
+        services.TryAddSingleton(sp => new PolicyMetrics(sp.GetService<IMeterFactory>()));
+        services.AddSingleton<IPrimedMetrics>(sp => sp.GetRequiredService<PolicyMetrics>());
         services.Replace(ServiceDescriptor.Singleton<IMqttAuthorizer>(sp => sp.GetRequiredService<PolicyAuthorizer>()));
-        services.AddSingleton<IPolicyStateSource>(sp => sp.GetRequiredService<PolicyAuthorizer>());
         services.AddHostedService<PolicyReloadService>();
         return services;
     }

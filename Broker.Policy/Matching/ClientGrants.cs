@@ -58,6 +58,12 @@ internal sealed class ClientGrants : IClientGrants
                 flags |= rule.IsDeny ? TopicTrie.ReceiveDeny : TopicTrie.ReceiveAllow;
             }
 
+            if (rule.IsDeny && (rule.Actions & PolicyActions.Subscribe) != 0)
+            {
+                // A subscribe deny also withholds its topics from wider subscriptions, at delivery.
+                flags |= TopicTrie.SubscribeDeny;
+            }
+
             filters.Clear();
             foreach (var topic in rule.Topics)
             {
@@ -95,15 +101,22 @@ internal sealed class ClientGrants : IClientGrants
             && ((flags >> (TopicTrie.PublishDenyShift + bit)) & 1) == 0;
     }
 
+    /// <summary>Delivery: some receive allow matches the topic, and no receive deny nor subscribe deny does (a
+    /// subscription wider than a subscribe deny was granted; the deny's topics are withheld here).</summary>
     public bool CanReceive(string topic)
     {
         int flags = Flags(topic);
-        return (flags & (TopicTrie.ReceiveAllow | TopicTrie.ReceiveDeny)) == TopicTrie.ReceiveAllow;
+        return (flags & (TopicTrie.ReceiveAllow | TopicTrie.ReceiveDeny | TopicTrie.SubscribeDeny)) == TopicTrie.ReceiveAllow;
     }
 
     public bool CanSubscribe(string filter) => DecideSubscribe(filter, null, out _, out _);
 
-    /// <summary>Allowed when some allow grant contains the whole filter and no deny grant overlaps it.</summary>
+    /// <summary>
+    /// Allowed when some allow grant contains the whole filter and no deny grant contains it. A deny that only
+    /// overlaps the filter (deny "test/nosubscribe", request "#") does not refuse it: the subscription is granted and
+    /// the deny's topics are withheld at delivery (<see cref="CanReceive"/>), so a deny never makes every wider
+    /// filter unsubscribable, and still nothing it names is ever delivered.
+    /// </summary>
     internal bool DecideSubscribe(string filter, List<Contribution>? trace, out CompiledRule? firstDeny, out CompiledRule? firstAllow)
     {
         firstDeny = null;
@@ -115,7 +128,7 @@ internal sealed class ClientGrants : IClientGrants
 
         foreach (var deny in _subscribeDeny)
         {
-            if (TopicFilters.Overlaps(deny.Levels, inner))
+            if (TopicFilters.Contains(deny.Levels, inner, isDeny: true))
             {
                 trace?.Add(new Contribution(deny.Rule, deny.Filter, 0));
                 if (firstDeny is null || deny.Rule.Ordinal < firstDeny.Ordinal)
@@ -148,6 +161,25 @@ internal sealed class ClientGrants : IClientGrants
         }
 
         return firstDeny is null && firstAllow is not null;
+    }
+
+    /// <summary>The subscribe denies that overlap <paramref name="filter"/> without containing it: a granted
+    /// subscription to the filter does not deliver their topics (for explanations).</summary>
+    internal List<SubscribeFilter> WithheldFrom(string filter)
+    {
+        var withheld = new List<SubscribeFilter>();
+        if (TopicFilters.TryStripShare(filter, out var inner) && TopicFilters.IsValidFilter(inner))
+        {
+            foreach (var deny in _subscribeDeny)
+            {
+                if (TopicFilters.Overlaps(deny.Levels, inner) && !TopicFilters.Contains(deny.Levels, inner, isDeny: true))
+                {
+                    withheld.Add(deny);
+                }
+            }
+        }
+
+        return withheld;
     }
 
     /// <summary>Decision flags for a topic, with the rules behind them (no cache).</summary>

@@ -109,8 +109,9 @@ internal static class TopicFilters
         return inner.Length > 0;
     }
 
-    /// <summary>True when every topic <paramref name="request"/> can match is matched by <paramref name="grant"/>.</summary>
-    public static bool Contains(string[] grant, ReadOnlySpan<char> request)
+    /// <summary>True when every topic <paramref name="request"/> can match is matched by <paramref name="grant"/>.
+    /// <paramref name="isDeny"/>: the grant is a deny, whose leading wildcard also reaches '$' topics (fail closed).</summary>
+    public static bool Contains(string[] grant, ReadOnlySpan<char> request, bool isDeny = false)
     {
         var levels = new TopicLevelEnumerator(request);
         for (int i = 0; ; i++)
@@ -125,7 +126,7 @@ internal static class TopicFilters
             if (g == "#")
             {
                 // '#' also matches the parent level ("a/#" covers "a").
-                return !(i == 0 && hasLevel && StartsWithDollar(levels.Current));
+                return isDeny || !(i == 0 && hasLevel && StartsWithDollar(levels.Current));
             }
 
             if (!hasLevel)
@@ -141,7 +142,7 @@ internal static class TopicFilters
 
             if (g == "+")
             {
-                if (i == 0 && StartsWithDollar(r))
+                if (i == 0 && !isDeny && StartsWithDollar(r))
                 {
                     return false;
                 }

@@ -19,8 +19,11 @@ internal sealed class TopicTrie
     public const int ReceiveAllow = 1 << 16;
     public const int ReceiveDeny = 1 << 17;
 
+    /// <summary>A subscribe deny: a wider subscription that was granted does not deliver these topics.</summary>
+    public const int SubscribeDeny = 1 << 18;
+
     /// <summary>Bits a filter that starts with a wildcard keeps for a '$' topic: only denies ([MQTT-4.7.2-1]).</summary>
-    public const int DenyBits = (0x3F << PublishDenyShift) | ReceiveDeny;
+    public const int DenyBits = (0x3F << PublishDenyShift) | ReceiveDeny | SubscribeDeny;
 
     private const int AllBits = -1;
 

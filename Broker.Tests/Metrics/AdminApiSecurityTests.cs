@@ -118,10 +118,10 @@ public sealed class AdminApiSecurityTests : IClassFixture<AdminApiSecurityTests.
         allowed.StatusCode.Should().Be(HttpStatusCode.OK);
         refused.StatusCode.Should().Be(HttpStatusCode.Forbidden);
         var after = Exposition.Parse(await admin.GetStringAsync("/metrics"));
-        (after.Value("omnibroker_authorization_decisions_total", "action=admin", "result=allow")
-            - before.Value("omnibroker_authorization_decisions_total", "action=admin", "result=allow")).Should().BeGreaterThanOrEqualTo(1);
-        (after.Value("omnibroker_authorization_decisions_total", "action=admin", "result=deny")
-            - before.Value("omnibroker_authorization_decisions_total", "action=admin", "result=deny")).Should().BeGreaterThanOrEqualTo(1);
+        (after.Value("omnibroker_admin_requests_total", "result=allow")
+            - before.Value("omnibroker_admin_requests_total", "result=allow")).Should().BeGreaterThanOrEqualTo(1);
+        (after.Value("omnibroker_admin_requests_total", "result=deny")
+            - before.Value("omnibroker_admin_requests_total", "result=deny")).Should().BeGreaterThanOrEqualTo(1);
     }
 
     [Fact]

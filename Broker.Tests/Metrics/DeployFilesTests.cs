@@ -1,11 +1,8 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
-using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using FluentAssertions;
-using OmniBroker.Host.Metrics;
-using OmniBroker.Mqtt.Diagnostics;
 using Xunit;
 
 namespace OmniBroker.Tests.Metrics;
@@ -113,40 +110,11 @@ public sealed partial class DeployFilesTests
         }
     }
 
-    /// <summary>Every family of a scrape in which every observable gauge has a source and every histogram a value.</summary>
-    private static HashSet<string> ExportedFamilies()
-    {
-        using var host = new MetricsHost(new MetricsOptions(), []);
-        var now = DateTimeOffset.UtcNow;
-        var source = new EverythingSource(now);
-        BrokerMetrics.HandshakeSucceeded(0.001);
-        BrokerMetrics.OcspRequest(BrokerMetrics.OcspResults.Good, 0.01);
-        string text;
-        using (BrokerMetrics.RegisterSource(source))
-        {
-            text = Encoding.UTF8.GetString(host.Scrape()!);
-        }
-
-        return Exposition.Parse(text).Types.Keys.ToHashSet(StringComparer.Ordinal);
-    }
+    /// <summary>The families <see cref="ComponentMetricsTests.FullExposition_WithEverySeriesPopulated_PassesPromtool"/>
+    /// finds in a real scrape with every component populated.</summary>
+    private static HashSet<string> ExportedFamilies() =>
+        ComponentMetricsTests.ExportedSeries.Select(static n => Regex.Replace(n, "_bucket$", "")).ToHashSet(StringComparer.Ordinal);
 
     [GeneratedRegex(@"\bomnibroker_[a-z_]+[a-z]")]
     private static partial Regex MetricName();
-
-    private sealed class EverythingSource(DateTimeOffset now) : IBrokerStateSource, IPolicyStateSource, ICrlStateSource, ICertificateExpirySource
-    {
-        public long SessionCount => 1;
-
-        public long SubscriptionCount => 1;
-
-        public long RetainedMessageCount => 1;
-
-        public bool IsPolicyLoaded => true;
-
-        public long PolicyVersion => 1;
-
-        public IEnumerable<CrlState> GetCrlStates() => [new CrlState("CN=Deploy Test CA", now.AddHours(-1), now.AddHours(1))];
-
-        public IEnumerable<DateTimeOffset> GetConnectedCertificateExpiries() => [now.AddDays(3)];
-    }
 }

@@ -80,7 +80,7 @@ public class FilterContainmentTests
     }
 
     [Fact]
-    public void Subscribe_DenyOverlapping_DeniesWholeFilter()
+    public void Subscribe_DenyInsideWiderFilter_GrantsFilterAndWithholdsDeniedTopics()
     {
         var grants = TestPolicy.Compile("""
             rules:
@@ -96,11 +96,57 @@ public class FilterContainmentTests
 
         grants.CanSubscribe("devices/d1/telemetry").Should().BeTrue();
         grants.CanSubscribe("devices/+/status").Should().BeTrue();
-        grants.CanSubscribe("devices/+/telemetry").Should().BeFalse(); // could match devices/d9/telemetry
-        grants.CanSubscribe("devices/#").Should().BeFalse();
+        // Wider than the deny: granted, and devices/d9/telemetry is withheld at delivery.
+        grants.CanSubscribe("devices/+/telemetry").Should().BeTrue();
+        grants.CanSubscribe("devices/#").Should().BeTrue();
+        grants.CanSubscribe("$share/g/devices/#").Should().BeTrue();
+        // Inside the deny: refused.
         grants.CanSubscribe("devices/d9/telemetry").Should().BeFalse();
+        grants.CanSubscribe("$share/g/devices/d9/telemetry").Should().BeFalse();
         grants.CanReceive("devices/d1/telemetry").Should().BeTrue();
         grants.CanReceive("devices/d9/telemetry").Should().BeFalse();
+    }
+
+    [Fact]
+    public void Subscribe_SubscribeOnlyDeny_WithholdsItsTopicsFromWiderSubscriptions()
+    {
+        // The Paho suites' policy: everything, except subscribing to test/nosubscribe. The deny names subscribe only,
+        // yet a subscription to '#' must not deliver what a subscription to test/nosubscribe could not.
+        var grants = TestPolicy.Compile("""
+            rules:
+              - id: everything
+                effect: allow
+                actions: [publish, subscribe, receive]
+                topics: ["#"]
+              - id: nosubscribe
+                effect: deny
+                actions: [subscribe]
+                topics: [test/nosubscribe, "secret/+/keys"]
+            """).Grants(PolicyTestCerts.Sensor001);
+
+        grants.CanSubscribe("test/nosubscribe").Should().BeFalse();
+        grants.CanSubscribe("secret/a/keys").Should().BeFalse();
+        grants.CanSubscribe("secret/+/keys").Should().BeFalse();
+        grants.CanSubscribe("#").Should().BeTrue();
+        grants.CanSubscribe("test/+").Should().BeTrue();
+        grants.CanSubscribe("secret/a/#").Should().BeTrue();
+        grants.CanReceive("test/nosubscribe").Should().BeFalse();
+        grants.CanReceive("secret/a/keys").Should().BeFalse();
+        grants.CanReceive("test/other").Should().BeTrue();
+        grants.CanReceive("secret/a/keys/x").Should().BeTrue();
+        // Publishing is not subscribing: the deny does not touch it.
+        grants.CanPublish("test/nosubscribe", MqttQos.AtLeastOnce, false).Should().BeTrue();
+    }
+
+    [Theory]
+    [InlineData("#", "$SYS/#", true)]        // a deny's leading wildcard reaches '$' topics (fail closed)
+    [InlineData("+/x", "$SYS/x", true)]
+    [InlineData("a/+", "a/b", true)]
+    [InlineData("a/b", "a/+", false)]        // wider than the deny: not contained
+    [InlineData("a/b", "#", false)]
+    public void Contains_DenyFilter_TreatsDollarTopicsAsCovered(string deny, string request, bool expected)
+    {
+        TopicFilters.Contains(TopicFilters.Split(deny), request, isDeny: true).Should().Be(expected);
     }
 
     [Fact]

@@ -28,7 +28,8 @@ public sealed class PolicyCliTests : IDisposable
 
         error.Should().BeEmpty();
         exit.Should().Be(0);
-        output.Should().StartWith("OK: 6 files, ");
+        var files = Directory.GetFiles(TestPolicy.RepositoryPolicies(), "*.yaml").Length;
+        output.Should().StartWith($"OK: {files} files, ");
     }
 
     [Fact]
@@ -83,6 +84,36 @@ public sealed class PolicyCliTests : IDisposable
         exit.Should().Be(1);
         output.Should().StartWith("deny subscribe devices/#");
         output.Should().Contain("decided by: no rule allows: default deny");
+    }
+
+    [Fact]
+    public void Explain_SubscribeWiderThanDeny_SaysGrantedAndWhatIsNotDelivered()
+    {
+        _dir.Write("p.yaml", """
+            rules:
+              - id: read-all
+                effect: allow
+                actions: [subscribe, receive]
+                topics: ["#"]
+              - id: nosubscribe
+                effect: deny
+                actions: [subscribe]
+                topics: [test/nosubscribe]
+            """);
+        var cert = PolicyTestCerts.WritePem(PolicyTestCerts.Sensor001, _dir.Path);
+
+        var wide = Run("explain", "--cert", cert, "--subscribe", "#", "--policy-dir", _dir.Path);
+        var narrow = Run("explain", "--cert", cert, "--subscribe", "test/nosubscribe", "--policy-dir", _dir.Path);
+        var receive = Run("explain", "--cert", cert, "--receive", "test/nosubscribe", "--policy-dir", _dir.Path);
+
+        wide.Exit.Should().Be(0);
+        wide.Out.Should().StartWith("allow subscribe #");
+        wide.Out.Should().MatchRegex(@"decided by: .*p\.yaml:\d+ rule 'read-all' \(allow\), filter #");
+        wide.Out.Should().MatchRegex(@"granted; messages on topics matching test/nosubscribe will not be delivered \(.*p\.yaml:\d+ rule 'nosubscribe', explicit deny\)");
+        narrow.Exit.Should().Be(1);
+        narrow.Out.Should().MatchRegex(@"decided by: .*p\.yaml:\d+ rule 'nosubscribe' \(explicit deny\), filter test/nosubscribe");
+        receive.Exit.Should().Be(1);
+        receive.Out.Should().MatchRegex(@"decided by: .*p\.yaml:\d+ rule 'nosubscribe' \(explicit deny\)");
     }
 
     [Fact]

@@ -260,7 +260,8 @@ public class PolicyReloadTests
             var authorizer = provider.GetRequiredService<IMqttAuthorizer>();
             authorizer.Should().BeSameAs(provider.GetRequiredService<PolicyAuthorizer>());
             provider.GetServices<IMqttAuthorizer>().Should().ContainSingle();
-            provider.GetRequiredService<OmniBroker.Mqtt.Diagnostics.IPolicyStateSource>().PolicyVersion.Should().Be(1);
+            provider.GetRequiredService<PolicyAuthorizer>().Version.Generation.Should().Be(1);
+            provider.GetServices<OmniBroker.Mqtt.Diagnostics.IPrimedMetrics>().Should().ContainSingle(m => m is OmniBroker.Policy.Diagnostics.PolicyMetrics);
             provider.GetServices<IHostedService>().Should().ContainSingle(s => s is PolicyReloadService);
             provider.GetRequiredService<PolicyAuthorizer>().IsAllowed(PolicyTestCerts.Sensor001, "admin").Should().BeFalse();
         }

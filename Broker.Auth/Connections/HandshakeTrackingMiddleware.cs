@@ -1,0 +1,121 @@
+using System.IO.Pipelines;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
+using OmniBroker.Mqtt.Diagnostics;
+
+namespace OmniBroker.Auth;
+
+/// <summary>
+/// Outermost middleware of a mutual-TLS listener, before Kestrel's HTTPS middleware. It waits (at most the handshake
+/// timeout) for the client's first byte, then for one of <see cref="MutualTlsOptions.MaxConcurrentHandshakes"/>
+/// slots, and only then lets the handshake start, so its clock (Kestrel's handshake timeout and the handshake
+/// duration metric) starts with the handshake, not with the queue. The slot is released by
+/// <see cref="ClientCertificateMiddleware"/> when the handshake is done, or here when the connection ends. A
+/// connection that ends without an authentication decision is logged as refused: <c>timeout</c> when it never
+/// finished the handshake in time (idle scanners, slowloris, a full queue), <c>tls_error</c> otherwise.
+/// </summary>
+internal sealed class HandshakeTrackingMiddleware
+{
+    private readonly ConnectionDelegate _next;
+    private readonly ClientCertificateAuthenticator _authenticator;
+    private readonly MutualTlsOptions _options;
+    private readonly HandshakeGate _gate;
+
+    public HandshakeTrackingMiddleware(ConnectionDelegate next, ClientCertificateAuthenticator authenticator, MutualTlsOptions options)
+    {
+        _next = next;
+        _authenticator = authenticator;
+        _options = options;
+        _gate = authenticator.GetHandshakeGate(options);
+    }
+
+    public async Task OnConnectedAsync(ConnectionContext context)
+    {
+        var state = _authenticator.BeginConnection(context);
+        try
+        {
+            if (!await WaitForFirstByteAsync(context, state).ConfigureAwait(false)
+                || !await _gate.EnterAsync(context, state, _options.HandshakeQueueTimeout).ConfigureAwait(false))
+            {
+                return;
+            }
+            _authenticator.RestartClock(state);
+            await _next(context).ConfigureAwait(false);
+        }
+        finally
+        {
+            state.ReleaseSlot();
+            _authenticator.EndConnection(context, state, _options.HandshakeTimeout);
+        }
+    }
+
+    /// <summary>Peeks at the input without consuming it: the TLS middleware then reads the same bytes.</summary>
+    private async ValueTask<bool> WaitForFirstByteAsync(ConnectionContext context, HandshakeState state)
+    {
+        var input = context.Transport.Input;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.ConnectionClosed);
+        timeout.CancelAfter(_options.HandshakeTimeout);
+        ReadResult result;
+        try
+        {
+            result = await input.ReadAsync(timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            state.NeverFinished($"no byte within the handshake timeout {_options.HandshakeTimeout}");
+            return false;
+        }
+        var empty = result.Buffer.IsEmpty;
+        input.AdvanceTo(result.Buffer.Start);
+        if (empty)
+        {
+            state.NeverFinished("closed before sending a byte");
+            return false;
+        }
+        return true;
+    }
+}
+
+/// <summary>The handshake slots of one set of <see cref="MutualTlsOptions"/> (shared by the listeners using it).</summary>
+internal sealed class HandshakeGate
+{
+    private readonly SemaphoreSlim _slots;
+    private readonly int _limit;
+    private readonly LimitHitLog _limitLog;
+
+    public HandshakeGate(int limit, ILogger logger, TimeProvider time)
+    {
+        _limit = limit;
+        _slots = new SemaphoreSlim(limit, limit);
+        _limitLog = new LimitHitLog(logger, time);
+    }
+
+    public int Available => _slots.CurrentCount;
+
+    public async ValueTask<bool> EnterAsync(ConnectionContext context, HandshakeState state, TimeSpan queueTimeout)
+    {
+        if (!_slots.Wait(0))
+        {
+            // A storm: queue. Logged once per interval for the whole listener, not per connection.
+            _limitLog.Hit(LimitMetrics.Limits.HandshakesQueued, "tls listener", _limit, "TLS handshakes wait for a slot (Tls:MaxConcurrentHandshakes)");
+            bool entered;
+            try
+            {
+                entered = await _slots.WaitAsync(queueTimeout, context.ConnectionClosed).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                state.NeverFinished("closed while waiting for a handshake slot");
+                return false;
+            }
+            if (!entered)
+            {
+                _limitLog.Hit(LimitMetrics.Limits.HandshakeQueueTimeout, "tls listener", _limit, $"connections waited {queueTimeout} for a handshake slot and were closed (Tls:HandshakeQueueTimeout)");
+                state.NeverFinished($"no handshake slot within {queueTimeout}");
+                return false;
+            }
+        }
+        state.HoldSlot(_slots);
+        return true;
+    }
+}
