@@ -103,7 +103,7 @@ public sealed class DurableStateEndToEndTests
         await env.RestartAsync();
         transient.Kill();
 
-        var restored = await env.Broker!.WaitForLineAsync(l => l.Contains("[1400]", StringComparison.Ordinal), ClientTimeout);
+        var restored = await env.Broker!.WaitForLineAsync(l => l.Contains("[1470]", StringComparison.Ordinal), ClientTimeout);
         restored.Should().Contain("1 sessions expired while the broker was down");
         var kept = env.PahoSpec();
         kept["client"] = env.Client("gw-berlin");
@@ -173,7 +173,7 @@ public sealed class DurableStateEndToEndTests
             .Should().Be(0, output.ToString());
         await env.RestartAsync();
 
-        await env.Broker!.WaitForLineAsync(l => l.Contains("[1401]", StringComparison.Ordinal) && l.Contains("sensor-002", StringComparison.Ordinal)
+        await env.Broker!.WaitForLineAsync(l => l.Contains("[1471]", StringComparison.Ordinal) && l.Contains("sensor-002", StringComparison.Ordinal)
             && l.Contains("revoked", StringComparison.Ordinal), ClientTimeout);
         await env.Broker.WaitForLineAsync(l => l.Contains("[1102]", StringComparison.Ordinal) && l.Contains("extra/lost", StringComparison.Ordinal), ClientTimeout);
         await WaitUntilAsync(() => env.Query("SELECT client_id FROM sessions WHERE client_id = 'sensor-002'").Count == 0);
