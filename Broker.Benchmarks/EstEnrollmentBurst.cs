@@ -67,14 +67,21 @@ internal static class EstEnrollmentBurst
                     content.Headers.ContentType = new MediaTypeHeaderValue("application/pkcs10");
                     using var request = new HttpRequestMessage(HttpMethod.Post, "/.well-known/est/simpleenroll") { Content = content };
                     request.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(tokens[i])));
-                    using var response = await http.SendAsync(request);
-                    var body = await response.Content.ReadAsStringAsync();
-                    if (response.StatusCode != HttpStatusCode.OK || !body.StartsWith("MII", StringComparison.Ordinal))
+                    string outcome;
+                    try
                     {
-                        if (Interlocked.Increment(ref failures) <= 3)
-                        {
-                            Console.WriteLine($"enrollment {i}: {(int)response.StatusCode} {body.Trim()}");
-                        }
+                        using var response = await http.SendAsync(request);
+                        var body = await response.Content.ReadAsStringAsync();
+                        outcome = response.StatusCode == HttpStatusCode.OK && body.StartsWith("MII", StringComparison.Ordinal) ? "" : $"{(int)response.StatusCode} {body.Trim()}";
+                    }
+                    catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+                    {
+                        // Counted as a failed enrollment (and shown), not a crash of the whole run.
+                        outcome = ex.GetType().Name + ": " + ex.Message;
+                    }
+                    if (outcome.Length > 0 && Interlocked.Increment(ref failures) <= 3)
+                    {
+                        Console.WriteLine($"enrollment {i}: {outcome}");
                     }
                 }
             })).ToArray();

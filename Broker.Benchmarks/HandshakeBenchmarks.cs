@@ -40,7 +40,7 @@ public class HandshakeBenchmarks
 
     public static IEnumerable<BrokerTarget> Targets => BrokerFixture.Available(
         BrokerTarget.OmniBroker, BrokerTarget.OmniBrokerNoRevocation, BrokerTarget.OmniBrokerOcsp, BrokerTarget.OmniBrokerTlsResumeAllowed,
-        BrokerTarget.OmniBrokerNoSpin, BrokerTarget.Mosquitto, BrokerTarget.MosquittoCrl);
+        BrokerTarget.OmniBrokerNoSpin, BrokerTarget.Mosquitto, BrokerTarget.MosquittoCrl, BrokerTarget.MqttNetServer);
 
     [ParamsSource(nameof(Targets))]
     public BrokerTarget Target { get; set; }
@@ -135,7 +135,7 @@ public class HandshakeServerCpuBenchmarks
 
     public static BrokerTarget[] Targets { get; } = BrokerFixture.Available(
         BrokerTarget.OmniBroker, BrokerTarget.OmniBrokerNoRevocation, BrokerTarget.OmniBrokerOcsp, BrokerTarget.OmniBrokerTlsResumeAllowed,
-        BrokerTarget.OmniBrokerNoSpin, BrokerTarget.Mosquitto, BrokerTarget.MosquittoCrl).ToArray();
+        BrokerTarget.OmniBrokerNoSpin, BrokerTarget.Mosquitto, BrokerTarget.MosquittoCrl, BrokerTarget.MqttNetServer).ToArray();
 
     public static string Column(BrokerTarget target) => target + " ms";
 

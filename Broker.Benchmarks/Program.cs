@@ -6,24 +6,36 @@ namespace OmniBroker.Benchmarks;
 //   dotnet run -c Release --project Broker.Benchmarks -- --filter '*Handshake*'
 internal static class BenchmarkProgram
 {
-    public static void Main(string[] args)
+    public static int Main(string[] args)
     {
         // Load tools beside the BenchmarkDotNet suites (each compares with Mosquitto in the same run).
         switch (args.FirstOrDefault())
         {
             case "durable-qos1":
                 DurableQos1Load.RunAsync(args).GetAwaiter().GetResult();
-                return;
+                return 0;
             case "durable-startup":
                 DurableStartupLoad.RunAsync(args).GetAwaiter().GetResult();
-                return;
+                return 0;
+        }
+        if (args is ["load", .. var load])
+        {
+            // The publish load generator (Load/LoadGenerator.cs): scenarios beside Mosquitto, loss counted.
+            return Load.LoadGenerator.RunAsync(load).GetAwaiter().GetResult();
         }
         if (args is ["est-burst", .. var rest])
         {
             // A load tool, not a BenchmarkDotNet benchmark: one burst of EST enrollments (docs/benchmarks.md).
-            Environment.ExitCode = EstEnrollmentBurst.RunAsync(rest).GetAwaiter().GetResult();
-            return;
+            return EstEnrollmentBurst.RunAsync(rest).GetAwaiter().GetResult();
         }
+
+        // The MQTTnet server baseline runs as its own process, started by BrokerFixture.
+        if (args.Length > 0 && args[0] == Support.MqttNetServerHost.Command)
+        {
+            return Support.MqttNetServerHost.RunAsync(args).GetAwaiter().GetResult();
+        }
+
         BenchmarkSwitcher.FromAssembly(typeof(BenchmarkProgram).Assembly).Run(args);
+        return 0;
     }
 }

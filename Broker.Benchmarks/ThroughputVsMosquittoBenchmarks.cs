@@ -41,7 +41,7 @@ public class ThroughputVsMosquittoBenchmarks
     private long _serverTicksAtStart;
     private long _messagesMeasured;
 
-    public static IEnumerable<BrokerTarget> Targets => BrokerFixture.Available(BrokerTarget.OmniBroker, BrokerTarget.OmniBrokerNoSpin, BrokerTarget.Mosquitto);
+    public static IEnumerable<BrokerTarget> Targets => BrokerFixture.Available(BrokerTarget.OmniBroker, BrokerTarget.OmniBrokerNoSpin, BrokerTarget.Mosquitto, BrokerTarget.MqttNetServer);
 
     [ParamsSource(nameof(Targets))]
     public BrokerTarget Target { get; set; }

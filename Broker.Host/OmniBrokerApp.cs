@@ -54,7 +54,10 @@ public static class OmniBrokerApp
         configure?.Invoke(builder);
 
         var settings = BrokerSettings.Load(builder.Configuration);
-        Directory.CreateDirectory(settings.DataDirectory);
+        // Durations normalized by the front door, for the library options bound from the configuration later.
+        builder.Configuration.AddInMemoryCollection(settings.NormalizedValues);
+        ValidatePolicy(settings);
+        CreateDataDirectory(settings);
         var tls = LoadTls(settings, out var developmentPki, out var pkiCreated);
 
         var services = builder.Services;
@@ -67,7 +70,9 @@ public static class OmniBrokerApp
             services.AddSingleton(developmentPki);
         }
         services.AddClientCertificateAuthentication(tls.Trust);
-        services.AddMqttBroker(options => builder.Configuration.GetSection(BrokerSettings.MqttSection).Bind(options));
+        // The Mqtt section was bound and validated once, by BrokerSettings: the engine gets that instance.
+        services.AddSingleton(Microsoft.Extensions.Options.Options.Create(settings.Mqtt));
+        services.AddMqttBroker();
         BrokerComposition.AddServices(builder, settings);
         overrideServices?.Invoke(services);
 
@@ -171,6 +176,36 @@ public static class OmniBrokerApp
         return Build(args, builder => configureConfiguration(builder.Configuration));
     }
 
+    /// <summary>Compiles the policy once before anything starts, so that a broken or empty policy directory is a
+    /// configuration error (one line per problem, exit code 2), not an exception thrown out of the host's start.</summary>
+    private static void ValidatePolicy(BrokerSettings settings)
+    {
+        if (settings.PolicyDirectory is not { } directory)
+        {
+            return;
+        }
+        try
+        {
+            OmniBroker.Policy.PolicyAuthorizer.Load(directory);
+        }
+        catch (OmniBroker.Policy.PolicyLoadException ex)
+        {
+            throw new BrokerConfigurationException(ex.Errors.Select(e => $"{BrokerSettings.PolicyDirectoryKey}: {e}").ToList());
+        }
+    }
+
+    private static void CreateDataDirectory(BrokerSettings settings)
+    {
+        try
+        {
+            Directory.CreateDirectory(settings.DataDirectory);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new BrokerConfigurationException([$"{BrokerSettings.DataDirectoryKey}: cannot create {settings.DataDirectory}: {ex.Message}"]);
+        }
+    }
+
     private static TlsMaterial LoadTls(BrokerSettings settings, out DevelopmentPki? developmentPki, out bool created)
     {
         var errors = new List<string>();
@@ -197,13 +232,26 @@ public static class OmniBrokerApp
         X509Certificate2Collection serverChain = [];
         try
         {
-            serverCertificate = PemCertificates.LoadWithKey(settings.ServerCertificatePath!, settings.ServerKeyPath!, out serverChain);
-            if (!serverCertificate.HasPrivateKey)
+            PemCertificates.LoadAll(settings.ServerCertificatePath!);
+            try
             {
-                errors.Add($"{BrokerSettings.TlsServerKeyKey}: {settings.ServerKeyPath} does not hold the private key of {settings.ServerCertificatePath}");
+                serverCertificate = PemCertificates.LoadWithKey(settings.ServerCertificatePath!, settings.ServerKeyPath!, out serverChain);
+                if (!serverCertificate.HasPrivateKey)
+                {
+                    errors.Add($"{BrokerSettings.TlsServerKeyKey}: {settings.ServerKeyPath} does not hold the private key of {settings.ServerCertificatePath}");
+                }
+            }
+            catch (Exception ex) when (ex is InvalidDataException or IOException or UnauthorizedAccessException)
+            {
+                errors.Add($"{BrokerSettings.TlsServerKeyKey}: {settings.ServerKeyPath}: not a readable PEM private key for {settings.ServerCertificatePath}");
+            }
+            catch (ArgumentException)
+            {
+                // X509Certificate2.CreateFromPemFile: a valid key of another certificate.
+                errors.Add($"{BrokerSettings.TlsServerKeyKey}: {settings.ServerKeyPath} is not the private key of {settings.ServerCertificatePath}");
             }
         }
-        catch (InvalidDataException ex)
+        catch (Exception ex) when (ex is InvalidDataException or IOException or UnauthorizedAccessException)
         {
             errors.Add($"{BrokerSettings.TlsServerCertificateKey}: {ex.Message}");
         }

@@ -1,4 +1,9 @@
-using System.Formats.Asn1;
+using Org.BouncyCastle.Asn1;
+using CrlDistPoint = Org.BouncyCastle.Asn1.X509.CrlDistPoint;
+using DistributionPoint = Org.BouncyCastle.Asn1.X509.DistributionPoint;
+using DistributionPointName = Org.BouncyCastle.Asn1.X509.DistributionPointName;
+using GeneralName = Org.BouncyCastle.Asn1.X509.GeneralName;
+using GeneralNames = Org.BouncyCastle.Asn1.X509.GeneralNames;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
@@ -116,57 +121,26 @@ internal sealed class CertificateRevocationInfo
         List<Uri> result = [];
         try
         {
-            AsnReader points = new AsnReader(extensionValue, AsnEncodingRules.DER).ReadSequence();
-            while (points.HasData)
+            CrlDistPoint points = CrlDistPoint.GetInstance(Asn1Object.FromByteArray(extensionValue.ToArray()));
+            foreach (DistributionPoint point in points.GetDistributionPoints())
             {
-                AsnReader point = points.ReadSequence();
-                List<string> uris = [];
-                bool restricted = false;
-                while (point.HasData)
-                {
-                    Asn1Tag tag = point.PeekTag();
-                    if (tag.HasSameClassAndValue(new Asn1Tag(TagClass.ContextSpecific, 0)))
-                    {
-                        AsnReader name = point.ReadSequence(new Asn1Tag(TagClass.ContextSpecific, 0));
-                        if (Asn1Time.NextIs(name, new Asn1Tag(TagClass.ContextSpecific, 0, isConstructed: true)))
-                        {
-                            AsnReader generalNames = name.ReadSequence(new Asn1Tag(TagClass.ContextSpecific, 0));
-                            while (generalNames.HasData)
-                            {
-                                if (generalNames.PeekTag().HasSameClassAndValue(new Asn1Tag(TagClass.ContextSpecific, 6)))
-                                {
-                                    uris.Add(generalNames.ReadCharacterString(UniversalTagNumber.IA5String,
-                                        new Asn1Tag(TagClass.ContextSpecific, 6)));
-                                }
-                                else
-                                {
-                                    generalNames.ReadEncodedValue();
-                                }
-                            }
-                        }
-                    }
-                    else
-                    {
-                        restricted = true;
-                        point.ReadEncodedValue();
-                    }
-                }
-
-                if (restricted)
+                if (point.Reasons is not null || point.CrlIssuer is not null
+                    || point.DistributionPointName is not { Type: DistributionPointName.FullName } name)
                 {
                     continue;
                 }
 
-                foreach (string uri in uris)
+                foreach (GeneralName general in GeneralNames.GetInstance(name.Name).GetNames())
                 {
-                    if (TryHttpUri(uri, out Uri? parsed))
+                    if (general.TagNo == GeneralName.UniformResourceIdentifier
+                        && TryHttpUri(DerIA5String.GetInstance(general.Name).GetString(), out Uri? parsed))
                     {
                         result.Add(parsed);
                     }
                 }
             }
         }
-        catch (AsnContentException)
+        catch (Exception ex) when (BouncyCastleInterop.IsDecodeFailure(ex))
         {
             // Malformed: no usable distribution point.
         }

@@ -1,126 +1,89 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Logging;
 
 namespace OmniBroker.Auth.Revocation;
 
-internal enum CrlVerdictKind
-{
-    Good,
-    Revoked,
-
-    /// <summary>Only CRLs past nextUpdate + grace, and the stale policy is fail-closed.</summary>
-    StaleRefuse,
-
-    /// <summary>The certificate names distribution points whose CRL is not held yet: a fetch may answer.</summary>
-    Missing,
-
-    /// <summary>No CRL for this issuer and nowhere to fetch one (or fetching failed moments ago).</summary>
-    NoSource,
-}
-
-internal readonly record struct CrlVerdict(CrlVerdictKind Kind, string Detail, IReadOnlyList<Uri> FetchUrls)
-{
-    public static CrlVerdict Of(CrlVerdictKind kind, string detail) => new(kind, detail, []);
-}
-
 /// <summary>
-/// Holds the CRLs: from configured files (watched and polled) and from the certificates' http distribution
-/// points (fetched on first need, then refreshed in the background before nextUpdate). A source keeps its last
-/// good CRL when a fetch or reload fails or brings something invalid or older.
+/// Holds the CRLs: from configured files (watched and polled, <c>CrlStore.Files.cs</c>) and from the certificates'
+/// http distribution points (fetched on first need, then refreshed in the background before nextUpdate,
+/// <c>CrlStore.DistributionPoints.cs</c>). Every CRL used was verified against the CA that issued the certificate
+/// (signature, cRLSign, issuer name compared by DER). A source keeps its last good CRL when a fetch or reload
+/// fails or brings something invalid, unverifiable or older.
 /// </summary>
-internal sealed class CrlStore : IDisposable
+internal sealed partial class CrlStore : IDisposable
 {
     private readonly RevocationOptions _options;
     private readonly HttpClient _http;
     private readonly RevocationMetrics _metrics;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
-    private readonly ConcurrentDictionary<string, Source> _distributionPoints = new(StringComparer.Ordinal);
-    private readonly List<Source> _files = [];
+    private readonly Func<IEnumerable<X509Certificate2>>? _configuredCas;
+    private readonly ConcurrentDictionary<string, CrlSource> _distributionPoints = new(StringComparer.Ordinal);
+    private readonly List<CrlSource> _files = [];
     private readonly ConcurrentDictionary<string, Task> _inFlight = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, X509Certificate2> _knownIssuers = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<(ParsedCrl, string), byte> _reported = new();
+
+    // CA certificates seen as issuers in checked chains (and the configured ones), by the hex of their DER subject
+    // name, then by certificate id: CRL files are verified against these.
+    private readonly ConcurrentDictionary<string, ConcurrentDictionary<string, X509Certificate2>> _knownIssuers = new(StringComparer.Ordinal);
+
+    // Per CRL object, what was already logged about it (collected with the CRL, so refreshes do not accumulate).
+    private readonly ConditionalWeakTable<ParsedCrl, ConcurrentDictionary<string, byte>> _reported = new();
     private readonly List<FileSystemWatcher> _watchers = [];
     private readonly SemaphoreSlim _wake = new(0);
     private int _filesDirty;
+    private int _configuredCasAdded;
 
-    public CrlStore(RevocationOptions options, HttpClient http, RevocationMetrics metrics, ILogger logger, TimeProvider time)
+    /// <param name="configuredCas">CA certificates known from configuration (trust anchors, configured intermediates),
+    /// so CRL files can be verified before the first client of that CA connects.</param>
+    public CrlStore(RevocationOptions options, HttpClient http, RevocationMetrics metrics, ILogger logger, TimeProvider time,
+        Func<IEnumerable<X509Certificate2>>? configuredCas = null)
     {
         _options = options;
         _http = http;
         _metrics = metrics;
         _logger = logger;
         _time = time;
+        _configuredCas = configuredCas;
         foreach (string file in options.CrlFiles)
         {
-            _files.Add(new Source(Path.GetFullPath(file), url: null, issuer: null));
+            _files.Add(new CrlSource(Path.GetFullPath(file), url: null, issuer: null));
         }
 
         metrics.CrlStatusProvider = Snapshot;
     }
 
-    /// <summary>Raised (on the refreshing thread) when a CRL changed; the argument names the source.</summary>
+    /// <summary>Raised (on the refreshing thread) when the revoked entries of a source's CRL changed; the argument names the source.</summary>
     public event Action<string>? Changed;
 
     internal SemaphoreSlim WakeSignal => _wake;
 
-    /// <summary>Loads the configured files and starts watching them.</summary>
-    public void StartWatching()
-    {
-        ReloadFiles(force: true);
-        foreach (IGrouping<string, Source> dir in _files.GroupBy(f => Path.GetDirectoryName(f.Name)!, StringComparer.Ordinal))
-        {
-            if (!Directory.Exists(dir.Key))
-            {
-                continue;
-            }
-
-            try
-            {
-                FileSystemWatcher watcher = new(dir.Key)
-                {
-                    NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.FileName | NotifyFilters.Size | NotifyFilters.CreationTime,
-                };
-                HashSet<string> names = dir.Select(f => Path.GetFileName(f.Name)).ToHashSet(StringComparer.Ordinal);
-                FileSystemEventHandler onChange = (_, e) =>
-                {
-                    if (e.Name is not null && names.Contains(Path.GetFileName(e.Name)))
-                    {
-                        Interlocked.Exchange(ref _filesDirty, 1);
-                        _wake.Release();
-                    }
-                };
-                watcher.Changed += onChange;
-                watcher.Created += onChange;
-                watcher.Renamed += (s, e) => onChange(s, e);
-                watcher.EnableRaisingEvents = true;
-                _watchers.Add(watcher);
-            }
-            catch (IOException ex)
-            {
-                // inotify limits and the like: polling still covers the files.
-                RevocationLog.CrlFileUnreadable(_logger, dir.Key, $"cannot watch directory ({ex.Message}); polling every {_options.CrlFilePollInterval}");
-            }
-        }
-    }
-
-    /// <summary>What the held CRLs say about <paramref name="certificate"/>. Never touches the network.</summary>
-    public CrlVerdict Evaluate(X509Certificate2 certificate, X509Certificate2 issuer, DateTimeOffset now)
+    /// <summary>
+    /// What the held CRLs say about <paramref name="certificate"/>. Never touches the network. With
+    /// <paramref name="refreshOlderThan"/> (connected clients), a "not listed" answer from a distribution-point CRL
+    /// downloaded longer ago than that becomes <see cref="CrlVerdictKind.RefreshDue"/>.
+    /// </summary>
+    public CrlVerdict Evaluate(X509Certificate2 certificate, X509Certificate2 issuer, DateTimeOffset now, TimeSpan? refreshOlderThan = null)
     {
         CertificateRevocationInfo info = CertificateRevocationInfo.Get(certificate);
-        string issuerKey = RememberIssuer(issuer);
+        RememberIssuer(issuer);
         List<(ParsedCrl Crl, string Source)> usable = [];
         List<Uri> missing = [];
+        List<Uri> aged = [];
         string? failure = null;
 
         if (_options.FetchDistributionPoints)
         {
             foreach (Uri url in info.CrlDistributionPoints)
             {
-                if (_distributionPoints.TryGetValue(url.AbsoluteUri, out Source? source) && source.Current is { } crl)
+                if (_distributionPoints.TryGetValue(url.AbsoluteUri, out CrlSource? source) && source.Current is { } crl)
                 {
-                    AddIfSigned(crl, source.Name, issuer, usable);
+                    if (AddIfSigned(crl, source.Name, issuer, usable) && refreshOlderThan is { } maxAge
+                        && (source.LastSuccess is not { } confirmed || now - confirmed >= maxAge) && source.MayFetch(now, _options.CrlRetryInterval))
+                    {
+                        aged.Add(url);
+                    }
                 }
                 else if (source is not null && source.LastFailure is { } failedAt && now - failedAt < _options.CrlRetryInterval)
                 {
@@ -133,12 +96,12 @@ internal sealed class CrlStore : IDisposable
             }
         }
 
-        foreach (Source file in _files)
+        foreach (CrlSource file in _files)
         {
-            if (file.Current is { } current && current.IssuedBy(issuer) && !AddIfSigned(current, file.Name, issuer, usable)
-                && file.Previous is { } previous && previous.IssuedBy(issuer))
+            PromotePending(file, issuer, now);
+            if (file.Current is { } current && current.IssuedBy(issuer))
             {
-                AddIfSigned(previous, file.Name, issuer, usable);
+                AddIfSigned(current, file.Name, issuer, usable);
             }
         }
 
@@ -165,6 +128,16 @@ internal sealed class CrlStore : IDisposable
             }
         }
 
+        if (aged.Count > 0)
+        {
+            return new CrlVerdict(CrlVerdictKind.RefreshDue, $"the CRL of '{issuer.Subject}' is older than the maximum status age", aged);
+        }
+
+        return EvaluateFreshness(info, issuer, usable, now);
+    }
+
+    private CrlVerdict EvaluateFreshness(CertificateRevocationInfo info, X509Certificate2 issuer, List<(ParsedCrl Crl, string Source)> usable, DateTimeOffset now)
+    {
         (ParsedCrl Crl, string Source)? stale = null;
         foreach ((ParsedCrl crl, string source) in usable)
         {
@@ -192,7 +165,7 @@ internal sealed class CrlStore : IDisposable
             return CrlVerdict.Of(CrlVerdictKind.NoSource, $"the CRL of '{issuer.Subject}' is not valid yet (thisUpdate in the future)");
         }
 
-        List<Uri> refetch = _options.FetchDistributionPoints ? [.. info.CrlDistributionPoints] : [];
+        List<Uri> refetch = _options.FetchDistributionPoints ? DueForRetry(info.CrlDistributionPoints, now) : [];
         if (_options.StaleCrlPolicy == StaleCrlPolicy.FailOpen)
         {
             ReportStale(s.Crl, s.Source, "past the grace period, still used (fail-open)");
@@ -204,198 +177,16 @@ internal sealed class CrlStore : IDisposable
             $"the CRL of '{issuer.Subject}' from {s.Source} expired {s.Crl.NextUpdate:O} (past grace, fail-closed)", refetch);
     }
 
-    /// <summary>Fetches the given distribution points now (a cold fetch), waiting at most the CRL timeout.
-    /// Concurrent callers share one download per URL.</summary>
-    public async Task FetchAsync(IReadOnlyList<Uri> urls, X509Certificate2 issuer, CancellationToken cancellationToken)
-    {
-        Task[] tasks = new Task[urls.Count];
-        for (int i = 0; i < urls.Count; i++)
-        {
-            Source source = _distributionPoints.GetOrAdd(urls[i].AbsoluteUri, static (key, iss) => new Source(key, new Uri(key), iss), issuer);
-            tasks[i] = StartFetch(source);
-        }
-
-        _wake.Release();
-        await Task.WhenAll(tasks).WaitAsync(cancellationToken).ConfigureAwait(false);
-    }
-
-    /// <summary>Refreshes what is due: changed or polled files, and distribution points near their nextUpdate.
-    /// Returns when the next refresh is due.</summary>
-    public async Task<DateTimeOffset> RefreshDueAsync(CancellationToken cancellationToken)
-    {
-        DateTimeOffset now = _time.GetUtcNow();
-        if (Interlocked.Exchange(ref _filesDirty, 0) == 1 || _files.Any(f => now >= f.NextRefresh))
-        {
-            ReloadFiles(force: false);
-        }
-
-        List<Task> due = [];
-        foreach (Source source in _distributionPoints.Values)
-        {
-            if (now >= source.NextRefresh)
-            {
-                due.Add(StartFetch(source));
-            }
-        }
-
-        await Task.WhenAll(due).WaitAsync(cancellationToken).ConfigureAwait(false);
-
-        DateTimeOffset next = now + _options.CrlFilePollInterval;
-        foreach (Source source in _distributionPoints.Values)
-        {
-            if (source.NextRefresh < next)
-            {
-                next = source.NextRefresh;
-            }
-        }
-
-        return next;
-    }
-
-    /// <summary>Re-reads every configured file whose size or timestamp changed (all of them when forced).</summary>
-    public void ReloadFiles(bool force)
-    {
-        DateTimeOffset now = _time.GetUtcNow();
-        foreach (Source file in _files)
-        {
-            file.NextRefresh = now + _options.CrlFilePollInterval;
-            FileInfo fi = new(file.Name);
-            if (!fi.Exists)
-            {
-                if (file.LastError is null || force)
-                {
-                    RevocationLog.CrlFileUnreadable(_logger, file.Name, "file does not exist" + (file.Current is null ? "" : "; keeping the last good CRL"));
-                }
-
-                file.LastError = "file does not exist";
-                file.LastFailure = now;
-                continue;
-            }
-
-            (DateTime, long) stamp = (fi.LastWriteTimeUtc, fi.Length);
-            if (!force && file.Stamp == stamp)
-            {
-                continue;
-            }
-
-            byte[] data;
-            try
-            {
-                data = File.ReadAllBytes(file.Name);
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                RevocationLog.CrlFileUnreadable(_logger, file.Name, ex.Message);
-                file.LastError = ex.Message;
-                file.LastFailure = now;
-                continue;
-            }
-
-            file.Stamp = stamp;
-            if (file.Current is not null && data.AsSpan().SequenceEqual(file.Current.Encoded))
-            {
-                continue;
-            }
-
-            Accept(file, data, verifyAgainst: null, now);
-        }
-    }
-
-    private Task StartFetch(Source source)
-    {
-        while (true)
-        {
-            if (_inFlight.TryGetValue(source.Name, out Task? running))
-            {
-                return running;
-            }
-
-            TaskCompletionSource tcs = new(TaskCreationOptions.RunContinuationsAsynchronously);
-            if (!_inFlight.TryAdd(source.Name, tcs.Task))
-            {
-                continue;
-            }
-
-            _ = RunFetchAsync(source, tcs);
-            return tcs.Task;
-        }
-    }
-
-    private async Task RunFetchAsync(Source source, TaskCompletionSource done)
-    {
-        try
-        {
-            await FetchCoreAsync(source).ConfigureAwait(false);
-        }
-        finally
-        {
-            _inFlight.TryRemove(new KeyValuePair<string, Task>(source.Name, done.Task));
-            done.TrySetResult();
-        }
-    }
-
-    private async Task FetchCoreAsync(Source source)
-    {
-        using CancellationTokenSource timeout = new(_options.CrlTimeout);
-        string? error = null;
-        byte[]? data = null;
-        try
-        {
-            using HttpResponseMessage response = await _http.GetAsync(source.Url, HttpCompletionOption.ResponseHeadersRead, timeout.Token).ConfigureAwait(false);
-            if (response.IsSuccessStatusCode)
-            {
-                data = await HttpBodyReader.ReadLimitedAsync(response.Content, _options.MaxCrlBytes, timeout.Token).ConfigureAwait(false);
-            }
-            else
-            {
-                error = $"HTTP {(int)response.StatusCode} {response.ReasonPhrase}";
-            }
-        }
-        catch (OperationCanceledException)
-        {
-            error = $"no answer within {_options.CrlTimeout.TotalMilliseconds:0} ms (timed out)";
-        }
-        catch (HttpRequestException ex)
-        {
-            error = ex.Message;
-        }
-        catch (IOException ex)
-        {
-            error = ex.Message;
-        }
-        catch (RevocationFormatException ex)
-        {
-            error = ex.Message;
-        }
-
-        DateTimeOffset now = _time.GetUtcNow();
-        if (data is null)
-        {
-            _metrics.CrlFetch(source.Name, success: false);
-            source.LastError = error;
-            source.LastFailure = now;
-            source.NextRefresh = now + _options.CrlRetryInterval;
-            RevocationLog.CrlFetchFailed(_logger, source.Name, error ?? "failed", KeepingMessage(source));
-            return;
-        }
-
-        _metrics.CrlFetch(source.Name, success: true);
-        if (source.Current is not null && data.AsSpan().SequenceEqual(source.Current.Encoded))
-        {
-            source.LastSuccess = now;
-            source.LastError = null;
-            source.NextRefresh = NextRefresh(source.Current, now);
-            return;
-        }
-
-        Accept(source, data, source.Issuer, now);
-    }
-
-    /// <summary>Validates new CRL bytes for a source and makes them current, or logs why not and keeps the last good.</summary>
-    private void Accept(Source source, byte[] data, X509Certificate2? verifyAgainst, DateTimeOffset now)
+    /// <summary>
+    /// Validates new CRL bytes for a source and makes them current, or logs why not and keeps the last good.
+    /// <paramref name="verifiersOf"/> gives the CAs that may have signed it (the CA that named a distribution point; for
+    /// a file, the known CAs with the CRL's issuer name); none means it cannot be verified yet (files only: held as pending).
+    /// </summary>
+    private void Accept(CrlSource source, byte[] data, Func<ParsedCrl, IReadOnlyCollection<X509Certificate2>> verifiersOf, DateTimeOffset now)
     {
         string? error = null;
         ParsedCrl? crl = null;
+        IReadOnlyCollection<X509Certificate2> verifiers = [];
         try
         {
             crl = ParsedCrl.Parse(data);
@@ -407,59 +198,92 @@ internal sealed class CrlStore : IDisposable
 
         if (crl is not null)
         {
-            X509Certificate2? issuer = verifyAgainst;
-            if (issuer is null)
+            verifiers = verifiersOf(crl);
+            error = CheckTimes(crl, now);
+            if (error is null && verifiers.Count > 0 && !verifiers.Any(ca => crl.IsSignedBy(ca, out _)))
             {
-                _knownIssuers.TryGetValue(Convert.ToHexString(crl.Issuer.RawData), out issuer);
-            }
-
-            if (issuer is not null && !crl.IsSignedBy(issuer, out string? signatureError))
-            {
-                error = signatureError;
-            }
-            else if (crl.ThisUpdate > now + _options.ClockSkew)
-            {
-                error = $"thisUpdate {crl.ThisUpdate:O} is in the future";
-            }
-            else if (crl.NextUpdate is { } next && next < crl.ThisUpdate)
-            {
-                error = "nextUpdate is before thisUpdate";
-            }
-            else if (source.Current is { } current && IsOlder(crl, current))
-            {
-                RevocationLog.CrlOlder(_logger, crl.Issuer.Name, source.Name, crl.Number?.ToString() ?? "-", current.Number?.ToString() ?? current.ThisUpdate.ToString("O"));
-                source.LastSuccess = now;
-                source.NextRefresh = NextRefresh(current, now);
-                return;
+                crl.IsSignedBy(verifiers.First(), out error);
             }
         }
 
         if (error is not null || crl is null)
         {
-            _metrics.CrlRejected();
-            source.LastError = error;
-            source.LastFailure = now;
-            if (source.Url is not null)
-            {
-                source.NextRefresh = now + _options.CrlRetryInterval;
-            }
-
-            RevocationLog.CrlInvalid(_logger, source.Name, error ?? "invalid", KeepingMessage(source));
+            Reject(source, error ?? "invalid", now);
             return;
         }
 
-        source.Previous = source.Current;
-        source.Current = crl;
-        source.LastSuccess = now;
-        source.LastError = null;
-        if (source.Url is not null)
+        if (verifiers.Count == 0)
         {
-            source.NextRefresh = NextRefresh(crl, now);
+            // Nothing to verify it with yet: never used (nor does it displace the last good) until a chain shows its CA.
+            source.Pending = crl;
+            RevocationLog.CrlPending(_logger, source.Name, crl.Issuer.Name, crl.Number?.ToString() ?? "-");
+            return;
         }
 
-        RevocationLog.CrlLoaded(_logger, source.Name, crl.Issuer.Name, crl.Number?.ToString() ?? "-", crl.ThisUpdate, crl.NextUpdate, crl.RevokedCount);
-        Changed?.Invoke(source.Name);
+        MakeCurrent(source, crl, now);
     }
+
+    private string? CheckTimes(ParsedCrl crl, DateTimeOffset now) =>
+        crl.ThisUpdate > now + _options.ClockSkew ? $"thisUpdate {crl.ThisUpdate:O} is in the future"
+        : crl.NextUpdate is { } next && next < crl.ThisUpdate ? "nextUpdate is before thisUpdate"
+        : null;
+
+    private void Reject(CrlSource source, string error, DateTimeOffset now)
+    {
+        _metrics.CrlRejected();
+        source.LastError = error;
+        source.LastFailure = now;
+        if (source.Url is not null)
+        {
+            source.NextRefresh = now + _options.CrlRetryInterval;
+        }
+
+        RevocationLog.CrlInvalid(_logger, source.Name, error, KeepingMessage(source));
+    }
+
+    /// <summary>Installs a verified CRL unless it is older than, or a re-signed copy of, the one held.</summary>
+    private void MakeCurrent(CrlSource source, ParsedCrl crl, DateTimeOffset now)
+    {
+        ParsedCrl? current = source.Current;
+        source.LastSuccess = now;
+        source.LastError = null;
+        if (current is not null && IsSameNumber(crl, current))
+        {
+            // A re-signed copy of the CRL already held (same issuer, same cRLNumber): nothing new to load, and
+            // nothing for the monitor to re-check. A later thisUpdate is still taken, quietly, for its freshness.
+            if (crl.ThisUpdate > current.ThisUpdate)
+            {
+                source.Current = crl;
+            }
+        }
+        else if (current is not null && IsOlder(crl, current))
+        {
+            RevocationLog.CrlOlder(_logger, crl.Issuer.Name, source.Name, crl.Number?.ToString() ?? "-", current.Number?.ToString() ?? current.ThisUpdate.ToString("O"));
+        }
+        else
+        {
+            source.Current = crl;
+            RevocationLog.CrlLoaded(_logger, source.Name, crl.Issuer.Name, crl.Number?.ToString() ?? "-", crl.ThisUpdate, crl.NextUpdate, crl.RevokedCount);
+        }
+
+        if (source.Url is not null)
+        {
+            source.NextRefresh = NextRefresh(source.Current!, now);
+        }
+
+        if (!ReferenceEquals(source.Current, current) && (current is null || !SameEntries(source.Current!, current)))
+        {
+            // Only a change of the revoked entries can change a connected client's verdict.
+            Changed?.Invoke(source.Name);
+        }
+    }
+
+    private static bool IsSameNumber(ParsedCrl candidate, ParsedCrl current) =>
+        candidate.Number is { } a && current.Number is { } b && a == b
+        && candidate.Issuer.RawData.AsSpan().SequenceEqual(current.Issuer.RawData);
+
+    private static bool SameEntries(ParsedCrl a, ParsedCrl b) =>
+        a.RevokedCount == b.RevokedCount && a.RevokedSerials.All(serial => b.TryGetRevoked(serial, out _));
 
     private static bool IsOlder(ParsedCrl candidate, ParsedCrl current)
     {
@@ -476,25 +300,7 @@ internal sealed class CrlStore : IDisposable
         return candidate.ThisUpdate < current.ThisUpdate;
     }
 
-    private DateTimeOffset NextRefresh(ParsedCrl crl, DateTimeOffset now)
-    {
-        DateTimeOffset latest = now + _options.CrlMaxRefreshInterval;
-        if (crl.NextUpdate is not { } next)
-        {
-            return latest;
-        }
-
-        DateTimeOffset at = next - _options.RefreshMargin;
-        if (at <= now)
-        {
-            // Already inside the margin (or stale): try again soon, not in a tight loop.
-            return now + _options.CrlRetryInterval;
-        }
-
-        return at < latest ? at : latest;
-    }
-
-    private static string KeepingMessage(Source source) => source.Current is { } c
+    private static string KeepingMessage(CrlSource source) => source.Current is { } c
         ? $"keeping the last good CRL (thisUpdate {c.ThisUpdate:O}, nextUpdate {c.NextUpdate:O})"
         : "no CRL held from this source";
 
@@ -511,7 +317,7 @@ internal sealed class CrlStore : IDisposable
             return true;
         }
 
-        if (_reported.TryAdd((crl, "sig"), 0))
+        if (FirstReport(crl, "sig"))
         {
             _metrics.CrlRejected();
             RevocationLog.CrlInvalid(_logger, source, error ?? "bad signature", "not used");
@@ -522,23 +328,43 @@ internal sealed class CrlStore : IDisposable
 
     private void ReportStale(ParsedCrl crl, string source, string action)
     {
-        if (_reported.TryAdd((crl, action), 0))
+        if (FirstReport(crl, action))
         {
             RevocationLog.CrlStale(_logger, crl.Issuer.Name, source, crl.NextUpdate, action);
         }
     }
 
-    private string RememberIssuer(X509Certificate2 issuer)
+    private bool FirstReport(ParsedCrl crl, string what) =>
+        _reported.GetOrCreateValue(crl).TryAdd(what, 0);
+
+    /// <summary>Remembers a CA certificate as a possible CRL signer; true when it was not known before.</summary>
+    private bool RememberIssuer(X509Certificate2 issuer)
     {
-        string key = CertificateRevocationInfo.Get(issuer).SubjectKey(issuer);
-        _knownIssuers.TryAdd(key, issuer);
-        return key;
+        CertificateRevocationInfo info = CertificateRevocationInfo.Get(issuer);
+        ConcurrentDictionary<string, X509Certificate2> sameName = _knownIssuers.GetOrAdd(info.SubjectKey(issuer),
+            static _ => new ConcurrentDictionary<string, X509Certificate2>(StringComparer.Ordinal));
+        return sameName.TryAdd(info.CacheId(issuer), issuer);
+    }
+
+    private IReadOnlyCollection<X509Certificate2> KnownIssuersNamed(ParsedCrl crl)
+    {
+        if (Interlocked.Exchange(ref _configuredCasAdded, 1) == 0 && _configuredCas is not null)
+        {
+            foreach (X509Certificate2 ca in _configuredCas())
+            {
+                RememberIssuer(ca);
+            }
+        }
+
+        return _knownIssuers.TryGetValue(Convert.ToHexString(crl.Issuer.RawData), out ConcurrentDictionary<string, X509Certificate2>? cas)
+            ? [.. cas.Values]
+            : [];
     }
 
     public IReadOnlyList<CrlSourceStatus> Snapshot()
     {
         List<CrlSourceStatus> result = [];
-        foreach (Source source in _files.Concat(_distributionPoints.Values))
+        foreach (CrlSource source in _files.Concat(_distributionPoints.Values))
         {
             ParsedCrl? crl = source.Current;
             result.Add(new CrlSourceStatus(source.Name, crl?.Issuer.Name ?? "", crl?.ThisUpdate, crl?.NextUpdate, crl?.Number,
@@ -556,37 +382,5 @@ internal sealed class CrlStore : IDisposable
         }
 
         _watchers.Clear();
-    }
-
-    private sealed class Source
-    {
-        public Source(string name, Uri? url, X509Certificate2? issuer)
-        {
-            Name = name;
-            Url = url;
-            Issuer = issuer;
-        }
-
-        /// <summary>Absolute URL or full file path.</summary>
-        public string Name { get; }
-
-        public Uri? Url { get; }
-
-        /// <summary>The CA whose certificates pointed here (distribution points only): new CRLs must verify with it.</summary>
-        public X509Certificate2? Issuer { get; }
-
-        public volatile ParsedCrl? Current;
-
-        public volatile ParsedCrl? Previous;
-
-        public DateTimeOffset NextRefresh { get; set; }
-
-        public DateTimeOffset? LastSuccess { get; set; }
-
-        public DateTimeOffset? LastFailure { get; set; }
-
-        public string? LastError { get; set; }
-
-        public (DateTime, long)? Stamp { get; set; }
     }
 }

@@ -1,9 +1,12 @@
 using System.Collections.Concurrent;
 using System.Collections.Frozen;
-using System.Formats.Asn1;
 using System.Numerics;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
+using Org.BouncyCastle.Asn1;
+using Org.BouncyCastle.Asn1.X509;
+using Org.BouncyCastle.X509;
+using Org.BouncyCastle.X509.Extension;
 
 namespace OmniBroker.Auth.Revocation;
 
@@ -11,28 +14,24 @@ namespace OmniBroker.Auth.Revocation;
 internal readonly record struct CrlEntry(DateTimeOffset RevocationDate, int? Reason);
 
 /// <summary>
-/// A decoded X.509 v2 CRL (RFC 5280 §5). Decoding checks structure only; <see cref="IsSignedBy"/> checks the
-/// signature and the issuer's right to sign CRLs. Immutable once built, shared by all lookups.
+/// An X.509 v2 CRL (RFC 5280 §5), decoded by BouncyCastle (<see cref="X509CrlParser"/>, <see cref="X509Crl"/>).
+/// Decoding checks structure and what OmniBroker does not support (delta, indirect and reason-partitioned CRLs,
+/// unknown critical extensions); <see cref="IsSignedBy"/> checks the signature and the issuer's right to sign
+/// CRLs. Immutable once built, shared by all lookups.
 /// </summary>
 internal sealed class ParsedCrl
 {
-    private readonly ReadOnlyMemory<byte> _tbs;
-    private readonly byte[] _signature;
-    private readonly AlgorithmIdentifier _signatureAlgorithm;
+    private readonly X509Crl _crl;
     private readonly FrozenDictionary<string, CrlEntry> _revoked;
     private readonly ConcurrentDictionary<string, string?> _verification = new(StringComparer.Ordinal);
 
-    private ParsedCrl(byte[] encoded, ReadOnlyMemory<byte> tbs, AlgorithmIdentifier algorithm, byte[] signature,
-        X500DistinguishedName issuer, DateTimeOffset thisUpdate, DateTimeOffset? nextUpdate, BigInteger? number,
-        FrozenDictionary<string, CrlEntry> revoked)
+    private ParsedCrl(byte[] encoded, X509Crl crl, X500DistinguishedName issuer, BigInteger? number, FrozenDictionary<string, CrlEntry> revoked)
     {
         Encoded = encoded;
-        _tbs = tbs;
-        _signatureAlgorithm = algorithm;
-        _signature = signature;
+        _crl = crl;
         Issuer = issuer;
-        ThisUpdate = thisUpdate;
-        NextUpdate = nextUpdate;
+        ThisUpdate = BouncyCastleInterop.Utc(crl.ThisUpdate);
+        NextUpdate = crl.NextUpdate is { } next ? BouncyCastleInterop.Utc(next) : null;
         Number = number;
         _revoked = revoked;
     }
@@ -50,14 +49,15 @@ internal sealed class ParsedCrl
 
     public int RevokedCount => _revoked.Count;
 
+    public IEnumerable<string> RevokedSerials => _revoked.Keys;
+
     public bool IssuedBy(X509Certificate2 issuer) => Issuer.RawData.AsSpan().SequenceEqual(issuer.SubjectName.RawData);
 
     public bool TryGetRevoked(string serialHex, out CrlEntry entry) => _revoked.TryGetValue(serialHex, out entry);
 
     /// <summary>
-    /// True when <paramref name="issuer"/> has the CRL's issuer name, may sign CRLs (keyUsage cRLSign when the
-    /// extension is present, RFC 5280 §4.2.1.3) and its key verifies the signature over TBSCertList. The answer
-    /// is remembered per issuer certificate.
+    /// True when <paramref name="issuer"/> has the CRL's issuer name (by DER), may sign CRLs (keyUsage cRLSign when
+    /// the extension is present, RFC 5280 §4.2.1.3) and its key verifies the signature. Remembered per issuer certificate.
     /// </summary>
     public bool IsSignedBy(X509Certificate2 issuer, out string? error)
     {
@@ -78,20 +78,24 @@ internal sealed class ParsedCrl
             return $"issuer '{issuer.Subject}' lacks the cRLSign key usage";
         }
 
-        return SignatureVerifier.Verify(_tbs.Span, _signatureAlgorithm, _signature, issuer, out string? error)
+        return BouncyCastleInterop.TryVerify(() => _crl.IsSignatureValid(BouncyCastleInterop.PublicKey(issuer)), out string? error)
             ? null
             : $"CRL signature: {error}";
     }
 
-    /// <summary>Decodes DER or PEM ("X509 CRL") bytes. Throws <see cref="RevocationFormatException"/> with the reason.</summary>
+    /// <summary>Decodes DER or PEM ("X509 CRL") bytes: the entry point for untrusted CRL bytes (files, HTTP).
+    /// Throws <see cref="RevocationFormatException"/> with the reason, never anything else for bad input.</summary>
     public static ParsedCrl Parse(byte[] data)
     {
+        ArgumentNullException.ThrowIfNull(data);
         byte[] der = MaybePem(data);
+        X509Crl crl;
         try
         {
-            return ParseDer(der);
+            crl = new X509CrlParser().ReadCrl(der) ?? throw new RevocationFormatException("CRL is not valid DER: no data");
+            return FromBouncyCastle(der, crl);
         }
-        catch (AsnContentException ex)
+        catch (Exception ex) when (BouncyCastleInterop.IsDecodeFailure(ex))
         {
             throw new RevocationFormatException($"CRL is not valid DER: {ex.Message}", ex);
         }
@@ -115,168 +119,85 @@ internal sealed class ParsedCrl
         return Convert.FromBase64String(text[fields.Base64Data].ToString());
     }
 
-    // RFC 5280 §5.1:
-    // CertificateList ::= SEQUENCE { tbsCertList TBSCertList, signatureAlgorithm AlgorithmIdentifier, signatureValue BIT STRING }
-    // TBSCertList ::= SEQUENCE { version Version OPTIONAL, signature AlgorithmIdentifier, issuer Name, thisUpdate Time,
-    //   nextUpdate Time OPTIONAL, revokedCertificates SEQUENCE OF SEQUENCE { userCertificate CertificateSerialNumber,
-    //   revocationDate Time, crlEntryExtensions Extensions OPTIONAL } OPTIONAL, crlExtensions [0] EXPLICIT Extensions OPTIONAL }
-    private static ParsedCrl ParseDer(byte[] der)
+    private static ParsedCrl FromBouncyCastle(byte[] der, X509Crl crl)
     {
-        AsnReader outer = new(der, AsnEncodingRules.DER);
-        AsnReader list = outer.ReadSequence();
-        outer.ThrowIfNotEmpty();
-        ReadOnlyMemory<byte> tbsBytes = list.ReadEncodedValue();
-        AlgorithmIdentifier algorithm = AlgorithmIdentifier.Read(list);
-        byte[] signature = list.ReadBitString(out int unusedBits);
-        list.ThrowIfNotEmpty();
-        if (unusedBits != 0)
+        CertificateList list = crl.CertificateList;
+        if (crl.Version > 2)
         {
-            throw new RevocationFormatException("CRL signature BIT STRING has unused bits");
+            throw new RevocationFormatException("unsupported CRL version (only v2 is understood)");
         }
 
-        AsnReader tbs = new AsnReader(tbsBytes, AsnEncodingRules.DER).ReadSequence();
-        if (Asn1Time.NextIs(tbs, Asn1Tag.Integer))
-        {
-            if (!tbs.TryReadInt32(out int version) || version != 1)
-            {
-                throw new RevocationFormatException("unsupported CRL version (only v2 is understood)");
-            }
-        }
-
-        AlgorithmIdentifier innerAlgorithm = AlgorithmIdentifier.Read(tbs);
-        if (innerAlgorithm.Oid != algorithm.Oid || !innerAlgorithm.Parameters.Span.SequenceEqual(algorithm.Parameters.Span))
+        if (!list.SignatureAlgorithm.Equals(list.TbsCertList.Signature))
         {
             throw new RevocationFormatException("CRL signature algorithm differs inside and outside TBSCertList (RFC 5280 §5.1.1.2)");
         }
 
-        X500DistinguishedName issuer = new(tbs.ReadEncodedValue().Span);
-        DateTimeOffset thisUpdate = Asn1Time.ReadTime(tbs);
-        DateTimeOffset? nextUpdate = null;
-        if (Asn1Time.NextIs(tbs, Asn1Tag.UtcTime) || Asn1Time.NextIs(tbs, Asn1Tag.GeneralizedTime))
+        X500DistinguishedName issuer = new(list.TbsCertList.Issuer.GetEncoded(Asn1Encodable.Der));
+        BigInteger? number = null;
+        foreach (string oid in crl.GetCriticalExtensionOids() ?? new HashSet<string>())
         {
-            nextUpdate = Asn1Time.ReadTime(tbs);
+            if (oid is not (RevocationOids.CrlNumber or RevocationOids.DeltaCrlIndicator or RevocationOids.IssuingDistributionPoint
+                or RevocationOids.AuthorityKeyIdentifier))
+            {
+                throw new RevocationFormatException($"unknown critical CRL extension {oid}");
+            }
+        }
+
+        if (crl.GetExtensionValue(new DerObjectIdentifier(RevocationOids.DeltaCrlIndicator)) is not null)
+        {
+            throw new RevocationFormatException("delta CRLs are not supported");
+        }
+
+        if (crl.GetExtensionValue(new DerObjectIdentifier(RevocationOids.IssuingDistributionPoint)) is { } idpValue)
+        {
+            IssuingDistributionPoint idp = IssuingDistributionPoint.GetInstance(X509ExtensionUtilities.FromExtensionValue(idpValue));
+            if (idp.OnlySomeReasons is not null)
+            {
+                throw new RevocationFormatException("CRLs partitioned by reason (onlySomeReasons) are not supported");
+            }
+
+            if (idp.IsIndirectCrl)
+            {
+                throw new RevocationFormatException("indirect CRLs are not supported");
+            }
+        }
+
+        if (crl.GetExtensionValue(new DerObjectIdentifier(RevocationOids.CrlNumber)) is { } numberValue)
+        {
+            number = BouncyCastleInterop.ToNumerics(DerInteger.GetInstance(X509ExtensionUtilities.FromExtensionValue(numberValue)).Value);
         }
 
         Dictionary<string, CrlEntry> revoked = new(StringComparer.Ordinal);
-        if (Asn1Time.NextIs(tbs, Asn1Tag.Sequence))
+        foreach (X509CrlEntry entry in crl.GetRevokedCertificates() ?? new HashSet<X509CrlEntry>())
         {
-            AsnReader entries = tbs.ReadSequence();
-            while (entries.HasData)
+            revoked[Convert.ToHexString(entry.SerialNumber.ToByteArray())] = ReadEntry(entry);
+        }
+
+        return new ParsedCrl(der, crl, issuer, number, revoked.ToFrozenDictionary(StringComparer.Ordinal));
+    }
+
+    private static CrlEntry ReadEntry(X509CrlEntry entry)
+    {
+        foreach (string oid in entry.GetCriticalExtensionOids() ?? new HashSet<string>())
+        {
+            if (oid is not (RevocationOids.CrlReason or RevocationOids.InvalidityDate or RevocationOids.CertificateIssuer))
             {
-                AsnReader entry = entries.ReadSequence();
-                string serial = Convert.ToHexString(entry.ReadIntegerBytes().Span);
-                DateTimeOffset revocationDate = Asn1Time.ReadTime(entry);
-                int? reason = null;
-                if (entry.HasData)
-                {
-                    foreach ((string oid, bool critical, ReadOnlyMemory<byte> value) in ReadExtensions(entry))
-                    {
-                        switch (oid)
-                        {
-                            case RevocationOids.CrlReason:
-                                reason = ReadEnumerated(value);
-                                break;
-                            case RevocationOids.InvalidityDate:
-                                break;
-                            case RevocationOids.CertificateIssuer:
-                                throw new RevocationFormatException("indirect CRLs (certificateIssuer entry extension) are not supported");
-                            default:
-                                if (critical)
-                                {
-                                    throw new RevocationFormatException($"unknown critical CRL entry extension {oid}");
-                                }
-
-                                break;
-                        }
-                    }
-                }
-
-                entry.ThrowIfNotEmpty();
-                revoked[serial] = new CrlEntry(revocationDate, reason);
+                throw new RevocationFormatException($"unknown critical CRL entry extension {oid}");
             }
         }
 
-        BigInteger? number = null;
-        if (Asn1Time.NextIs(tbs, new Asn1Tag(TagClass.ContextSpecific, 0, isConstructed: true)))
+        if (entry.GetExtensionValue(new DerObjectIdentifier(RevocationOids.CertificateIssuer)) is not null)
         {
-            AsnReader wrapper = tbs.ReadSequence(new Asn1Tag(TagClass.ContextSpecific, 0));
-            foreach ((string oid, bool critical, ReadOnlyMemory<byte> value) in ReadExtensions(wrapper))
-            {
-                switch (oid)
-                {
-                    case RevocationOids.CrlNumber:
-                        AsnReader numberReader = new(value, AsnEncodingRules.DER);
-                        number = numberReader.ReadInteger();
-                        numberReader.ThrowIfNotEmpty();
-                        break;
-                    case RevocationOids.DeltaCrlIndicator:
-                        throw new RevocationFormatException("delta CRLs are not supported");
-                    case RevocationOids.IssuingDistributionPoint:
-                        CheckIssuingDistributionPoint(value);
-                        break;
-                    case RevocationOids.AuthorityKeyIdentifier:
-                        break;
-                    default:
-                        if (critical)
-                        {
-                            throw new RevocationFormatException($"unknown critical CRL extension {oid}");
-                        }
-
-                        break;
-                }
-            }
-
-            wrapper.ThrowIfNotEmpty();
+            throw new RevocationFormatException("indirect CRLs (certificateIssuer entry extension) are not supported");
         }
 
-        tbs.ThrowIfNotEmpty();
-        return new ParsedCrl(der, tbsBytes, algorithm, signature, issuer, thisUpdate, nextUpdate, number,
-            revoked.ToFrozenDictionary(StringComparer.Ordinal));
-    }
-
-    /// <summary>Extensions ::= SEQUENCE OF Extension { extnID OID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }.</summary>
-    internal static List<(string Oid, bool Critical, ReadOnlyMemory<byte> Value)> ReadExtensions(AsnReader reader)
-    {
-        List<(string, bool, ReadOnlyMemory<byte>)> result = [];
-        AsnReader extensions = reader.ReadSequence();
-        while (extensions.HasData)
+        int? reason = null;
+        if (entry.GetExtensionValue(new DerObjectIdentifier(RevocationOids.CrlReason)) is { } reasonValue)
         {
-            AsnReader extension = extensions.ReadSequence();
-            string oid = extension.ReadObjectIdentifier();
-            bool critical = Asn1Time.NextIs(extension, Asn1Tag.Boolean) && extension.ReadBoolean();
-            ReadOnlyMemory<byte> value = extension.ReadOctetString();
-            extension.ThrowIfNotEmpty();
-            result.Add((oid, critical, value));
+            DerEnumerated value = DerEnumerated.GetInstance(X509ExtensionUtilities.FromExtensionValue(reasonValue));
+            reason = value.Value.BitLength < 8 ? value.IntValueExact : -1;
         }
 
-        return result;
-    }
-
-    private static int ReadEnumerated(ReadOnlyMemory<byte> value)
-    {
-        AsnReader reader = new(value, AsnEncodingRules.DER);
-        ReadOnlySpan<byte> bytes = reader.ReadEnumeratedBytes().Span;
-        return bytes.Length == 1 ? bytes[0] : -1;
-    }
-
-    /// <summary>
-    /// IssuingDistributionPoint (RFC 5280 §5.2.5): a CRL that covers only some reasons or is indirect cannot
-    /// say a certificate is good, so it is refused rather than misread.
-    /// </summary>
-    private static void CheckIssuingDistributionPoint(ReadOnlyMemory<byte> value)
-    {
-        AsnReader idp = new AsnReader(value, AsnEncodingRules.DER).ReadSequence();
-        while (idp.HasData)
-        {
-            Asn1Tag tag = idp.PeekTag();
-            if (tag.TagClass == TagClass.ContextSpecific && tag.TagValue is 3 or 4)
-            {
-                throw new RevocationFormatException(tag.TagValue == 3
-                    ? "CRLs partitioned by reason (onlySomeReasons) are not supported"
-                    : "indirect CRLs are not supported");
-            }
-
-            idp.ReadEncodedValue();
-        }
+        return new CrlEntry(BouncyCastleInterop.Utc(entry.RevocationDate), reason);
     }
 }

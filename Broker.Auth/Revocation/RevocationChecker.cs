@@ -168,7 +168,7 @@ internal sealed class RevocationChecker : IRevocationChecker
         for (int k = 0; k < methods.Length; k++)
         {
             state.Results[k] = methods[k] == Method.Crl
-                ? FromCrl(_crls.Evaluate(certificate, issuer, now))
+                ? FromCrl(_crls.Evaluate(certificate, issuer, now, purpose == RevocationCheckPurpose.Monitor ? _options.MaxStatusAge : null))
                 : OcspFromCache(certificate, issuer, responder, policy, purpose, now);
         }
 
@@ -216,6 +216,7 @@ internal sealed class RevocationChecker : IRevocationChecker
         CrlVerdictKind.Revoked => new MethodResult(Outcome.Revoked, "CRL: " + verdict.Detail),
         CrlVerdictKind.StaleRefuse => new MethodResult(Outcome.Unavailable, "CRL: " + verdict.Detail, ForceRefuse: true,
             NeedsNetwork: verdict.FetchUrls.Count > 0, FetchUrls: verdict.FetchUrls),
+        CrlVerdictKind.RefreshDue => new MethodResult(Outcome.Unavailable, "CRL: " + verdict.Detail, NeedsNetwork: true, FetchUrls: verdict.FetchUrls),
         CrlVerdictKind.Missing => new MethodResult(Outcome.Unavailable, "CRL: " + verdict.Detail, NeedsNetwork: true, FetchUrls: verdict.FetchUrls),
         _ => new MethodResult(Outcome.Unavailable, "CRL: " + verdict.Detail),
     };
@@ -232,7 +233,10 @@ internal sealed class RevocationChecker : IRevocationChecker
         if (_ocspCache.TryGet(key, now, out OcspCacheEntry entry))
         {
             _metrics.OcspCache(hit: true);
-            if (purpose == RevocationCheckPurpose.Monitor && now >= entry.RefreshAt && !_ocspCache.IsDown(responder, now, out _))
+            // A connected client's status is refreshed ahead of the answer's expiry, and also once it is older than
+            // MaxStatusAge: a long-lived answer must not keep a revoked device connected until its nextUpdate.
+            if (purpose == RevocationCheckPurpose.Monitor && (now >= entry.RefreshAt || now - entry.FetchedAt >= _options.MaxStatusAge)
+                && !_ocspCache.IsDown(responder, now, out _))
             {
                 return new MethodResult(Outcome.Unavailable, "OCSP: cached answer due for refresh", NeedsNetwork: true);
             }

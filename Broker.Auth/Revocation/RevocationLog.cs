@@ -29,6 +29,10 @@ internal static partial class RevocationLog
         Message = "CRL of '{Issuer}' from {Source} has number {Number}, lower than the {Current} already held: ignored")]
     public static partial void CrlOlder(ILogger logger, string issuer, string source, string number, string current);
 
+    [LoggerMessage(EventId = 4006, Level = LogLevel.Information,
+        Message = "CRL from {Source} names issuer '{Issuer}' (number {Number}), a CA no checked chain has shown yet: not used until that CA verifies its signature")]
+    public static partial void CrlPending(ILogger logger, string source, string issuer, string number);
+
     [LoggerMessage(EventId = 4010, Level = LogLevel.Warning,
         Message = "OCSP request to {Responder} for serial {Serial} failed ({Result}): {Error}")]
     public static partial void OcspFailed(ILogger logger, string responder, string serial, OcspRequestResult result, string error);

@@ -131,6 +131,12 @@ public sealed class RevocationOptions
     /// <summary>How often connected clients are re-checked (revocation and expiry).</summary>
     public TimeSpan MonitorInterval { get; set; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>Oldest revocation status a connected client is kept on: when the monitor finds the OCSP answer or the
+    /// distribution-point CRL behind a client's status older than this, it asks again (whatever the answer's
+    /// nextUpdate), so a client revoked at its CA is dropped within about MaxStatusAge + MonitorInterval while the
+    /// source answers.</summary>
+    public TimeSpan MaxStatusAge { get; set; } = TimeSpan.FromMinutes(5);
+
     /// <summary>Largest CRL accepted, in bytes.</summary>
     public int MaxCrlBytes { get; set; } = 16 * 1024 * 1024;
 

@@ -22,7 +22,7 @@ public sealed class RevocationConfigurationException : Exception
 /// RefreshMargin, CrlMaxRefreshInterval, CrlRetryInterval, CrlFilePollInterval, StaleCrlGrace,
 /// StaleCrlPolicy (fail-closed | fail-open), OcspTimeout, OcspCacheTtl, OcspMaxCacheAge, OcspFailureBackoff,
 /// ClockSkew, UseNonce (bool), RequestMethod (post | get), HashAlgorithm (sha256 | sha1), MonitorInterval,
-/// MaxCrlBytes, PerAnchor:&lt;subject or thumbprint&gt;:{Mode, FailurePolicy, OcspUnknown, OcspResponder}.
+/// MaxStatusAge, MaxCrlBytes, PerAnchor:&lt;subject or thumbprint&gt;:{Mode, FailurePolicy, OcspUnknown, OcspResponder}.
 /// Durations are "hh:mm:ss" or a number with ms, s, m, h or d. Every error is collected before throwing.
 /// </summary>
 public static class RevocationOptionsLoader
@@ -32,7 +32,7 @@ public static class RevocationOptionsLoader
         "Mode", "FailurePolicy", "OcspUnknown", "CrlFiles", "FetchDistributionPoints", "CrlTimeout", "RefreshMargin",
         "CrlMaxRefreshInterval", "CrlRetryInterval", "CrlFilePollInterval", "StaleCrlGrace", "StaleCrlPolicy",
         "OcspTimeout", "OcspCacheTtl", "OcspMaxCacheAge", "OcspFailureBackoff", "ClockSkew", "UseNonce",
-        "RequestMethod", "HashAlgorithm", "MonitorInterval", "MaxCrlBytes", "PerAnchor",
+        "RequestMethod", "HashAlgorithm", "MonitorInterval", "MaxStatusAge", "MaxCrlBytes", "PerAnchor",
     };
 
     private static readonly HashSet<string> s_anchorKeys = new(StringComparer.OrdinalIgnoreCase)
@@ -75,6 +75,7 @@ public static class RevocationOptionsLoader
         Duration(section, "OcspFailureBackoff", prefix, errors, positive: false, v => options.OcspFailureBackoff = v);
         Duration(section, "ClockSkew", prefix, errors, positive: false, v => options.ClockSkew = v);
         Duration(section, "MonitorInterval", prefix, errors, positive: true, v => options.MonitorInterval = v);
+        Duration(section, "MaxStatusAge", prefix, errors, positive: true, v => options.MaxStatusAge = v);
 
         if (section["MaxCrlBytes"] is { } maxBytes)
         {
@@ -144,7 +145,8 @@ public static class RevocationOptionsLoader
         return options;
     }
 
-    /// <summary>Parses "hh:mm:ss[.fff]", "d.hh:mm:ss" or a number with a unit (ms, s, m, h, d).</summary>
+    /// <summary>Parses "hh:mm:ss[.fff]", "d.hh:mm:ss", a number with a unit (ms, s, m, h, d) or a number of seconds
+    /// (the host's one duration format, OmniBroker.Host.Configuration.Durations).</summary>
     public static bool TryParseDuration(string text, out TimeSpan value)
     {
         text = text.Trim();
@@ -160,6 +162,17 @@ public static class RevocationOptionsLoader
             }
         }
 
+        if (!text.Contains(':', StringComparison.Ordinal))
+        {
+            // A plain number is seconds, as in every other duration key ("10" is not ten days).
+            value = default;
+            if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double seconds) && seconds >= 0 && seconds <= TimeSpan.MaxValue.TotalSeconds)
+            {
+                value = TimeSpan.FromSeconds(seconds);
+                return true;
+            }
+            return false;
+        }
         return TimeSpan.TryParse(text, CultureInfo.InvariantCulture, out value) && value >= TimeSpan.Zero;
     }
 

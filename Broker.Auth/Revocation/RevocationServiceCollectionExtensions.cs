@@ -23,7 +23,7 @@ internal sealed class RevocationRuntime : IDisposable
         Options = options;
         Logger = loggerFactory.CreateLogger("OmniBroker.Auth.Revocation");
         Metrics = new RevocationMetrics(observer, services?.GetService(typeof(System.Diagnostics.Metrics.IMeterFactory)) as System.Diagnostics.Metrics.IMeterFactory);
-        Crls = new CrlStore(options, Http, Metrics, Logger, time);
+        Crls = new CrlStore(options, Http, Metrics, Logger, time, services is null ? null : () => ConfiguredCas(services));
         OcspCache = new OcspCache(options);
         Ocsp = new OcspClient(Http, options, Metrics, Logger, time);
         Checker = new RevocationChecker(options, Crls, OcspCache, Ocsp, Metrics, Logger, time);
@@ -32,6 +32,10 @@ internal sealed class RevocationRuntime : IDisposable
     }
 
     public RevocationOptions Options { get; }
+
+    /// <summary>The trust anchors and configured intermediates: CRL files they sign are verified at load.</summary>
+    private static IEnumerable<System.Security.Cryptography.X509Certificates.X509Certificate2> ConfiguredCas(IServiceProvider services) =>
+        services.GetService<TrustStore>() is { } trust ? [.. trust.Anchors, .. trust.Intermediates] : [];
 
     public HttpClient Http { get; }
 

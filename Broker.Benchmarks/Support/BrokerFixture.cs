@@ -54,7 +54,10 @@ internal sealed class BrokerFixture : IDisposable
             Console.WriteLine($"// {BrokerProcess.MosquittoPath} not found: the Mosquitto cases are skipped (apt-get install mosquitto).");
         }
 
-        return targets.Where(t => !IsMosquitto(t) || BrokerProcess.MosquittoInstalled);
+        // OMNIBROKER_BENCH_TARGETS=OmniBroker,Mosquitto,MqttNetServer keeps a run short on a shared machine.
+        string[] only = (Environment.GetEnvironmentVariable("OMNIBROKER_BENCH_TARGETS") ?? "")
+            .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return targets.Where(t => (!IsMosquitto(t) || BrokerProcess.MosquittoInstalled) && (only.Length == 0 || only.Contains(t.ToString())));
     }
 
     /// <param name="target">which broker.</param>
@@ -89,6 +92,9 @@ internal sealed class BrokerFixture : IDisposable
                 string logPath = Path.Combine(directory, "broker.log");
                 server = IsMosquitto(target)
                     ? BrokerProcess.Start(BrokerProcess.MosquittoPath, ["-c", WriteMosquittoConf(target, directory, pkiDirectory, mqttPort, mosquittoLines)], logPath, endPoint)
+                    : target == BrokerTarget.MqttNetServer
+                    ? BrokerProcess.Start(DotnetHost(), [BenchmarksDll(), MqttNetServerHost.Command, mqttPort.ToString(CultureInfo.InvariantCulture), pkiDirectory],
+                        logPath, endPoint)
                     : BrokerProcess.Start(DotnetHost(), OmniBrokerArguments(target, directory, mqttPort, httpPort, omniBrokerArguments), logPath, endPoint,
                         target == BrokerTarget.OmniBrokerNoSpin ? new Dictionary<string, string> { ["DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"] = "0" } : null);
 
@@ -267,6 +273,22 @@ internal sealed class BrokerFixture : IDisposable
         }
 
         throw new FileNotFoundException($"omnibroker.dll not found next to {AppContext.BaseDirectory} or above; build Broker.Benchmarks in Release or set OMNIBROKER_DLL");
+    }
+
+    /// <summary>Broker.Benchmarks.dll with its runtimeconfig (the MQTTnet server host), here or in a directory above
+    /// (BenchmarkDotNet runs the benchmarks from a generated project below the build output).</summary>
+    private static string BenchmarksDll()
+    {
+        for (DirectoryInfo? d = new(AppContext.BaseDirectory); d is not null; d = d.Parent)
+        {
+            string candidate = Path.Combine(d.FullName, "Broker.Benchmarks.dll");
+            if (File.Exists(candidate) && File.Exists(Path.Combine(d.FullName, "Broker.Benchmarks.runtimeconfig.json")))
+            {
+                return candidate;
+            }
+        }
+
+        throw new FileNotFoundException($"Broker.Benchmarks.dll not found next to {AppContext.BaseDirectory} or above; build Broker.Benchmarks in Release");
     }
 
     internal static string DotnetHost()

@@ -31,6 +31,10 @@ public enum BrokerTarget
     /// <summary>Mosquitto 2.0 with the same certificates, no CRL.</summary>
     Mosquitto,
 
+    /// <summary>MQTTnet 5.2's server (MQTTnet.Server) with the same certificates and mutual TLS, no revocation, no
+    /// authorization (<see cref="MqttNetServerHost"/>).</summary>
+    MqttNetServer,
+
     /// <summary>Mosquitto 2.0 with <c>crlfile</c> (OpenSSL checks the leaf against the intermediate's CRL).</summary>
     MosquittoCrl,
 }

@@ -38,6 +38,19 @@ internal static class ServeCommand
         return args.ToArray();
     }
 
+    private static async Task StopQuietlyAsync(WebApplication app)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        try
+        {
+            await app.StopAsync(timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // The process exits next; nothing is left to stop gracefully.
+        }
+    }
+
     private static async Task<int> RunAsync(ParseResult parseResult, CancellationToken cancellationToken)
     {
         WebApplication app;
@@ -47,7 +60,11 @@ internal static class ServeCommand
         }
         catch (BrokerConfigurationException ex)
         {
-            await CliCommands.Error(parseResult).WriteLineAsync($"omnibroker: {ex.Message}").ConfigureAwait(false);
+            // One line per problem, each naming its key: greppable, and no stack trace.
+            foreach (var error in ex.Errors)
+            {
+                await CliCommands.Error(parseResult).WriteLineAsync($"omnibroker: invalid configuration: {error}").ConfigureAwait(false);
+            }
             return CliCommands.ExitBadConfiguration;
         }
         catch (StateStoreException ex)
@@ -59,12 +76,23 @@ internal static class ServeCommand
 
         await using (app.ConfigureAwait(false))
         {
+            var listenProblems = ListenerPreflight.Check(app.Services.GetRequiredService<BrokerSettings>());
+            if (listenProblems.Count > 0)
+            {
+                foreach (var problem in listenProblems)
+                {
+                    await CliCommands.Error(parseResult).WriteLineAsync($"omnibroker: {problem}").ConfigureAwait(false);
+                }
+                return CliCommands.ExitFailure;
+            }
             try
             {
                 await app.StartAsync(cancellationToken).ConfigureAwait(false);
             }
             catch (IOException ex)
             {
+                // Stop what did start (background services) so that they end as in a normal shutdown, silently.
+                await StopQuietlyAsync(app).ConfigureAwait(false);
                 await CliCommands.Error(parseResult).WriteLineAsync($"omnibroker: cannot listen: {ex.Message}").ConfigureAwait(false);
                 return CliCommands.ExitFailure;
             }

@@ -87,11 +87,22 @@ public sealed class BrokerSettings
 
     public string DevelopmentPkiDirectory => Path.Combine(DataDirectory, "pki");
 
+    /// <summary>Values the front door rewrote into the form every binder reads (durations as hh:mm:ss); the host
+    /// adds them on top of its configuration so that library options bound later see them.</summary>
+    public IReadOnlyDictionary<string, string?> NormalizedValues { get; init; } = new Dictionary<string, string?>();
+
     /// <exception cref="BrokerConfigurationException">with every problem found.</exception>
     public static BrokerSettings Load(IConfiguration configuration)
     {
         ArgumentNullException.ThrowIfNull(configuration);
         var errors = new List<string>();
+        // The front door: unknown keys and badly typed option values, all reported with their keys.
+        var normalized = ConfigurationSchema.Check(configuration, errors);
+        var schemaErrors = errors.Count;
+        if (normalized.Count > 0)
+        {
+            configuration = new ConfigurationBuilder().AddConfiguration(configuration).AddInMemoryCollection(normalized).Build();
+        }
 
         var address = IPAddress.Any;
         var addressText = configuration[MqttAddressKey];
@@ -102,18 +113,24 @@ public sealed class BrokerSettings
         }
         var port = ReadPort(configuration, MqttPortKey, DefaultMqttPort, errors);
 
+        // The Mqtt section is bound here, once; the engine gets this instance.
         var mqtt = new MqttBrokerOptions();
         try
         {
             configuration.GetSection(MqttSection).Bind(mqtt);
+            foreach (var error in mqtt.GetValidationErrors())
+            {
+                // "MaximumPacketSize must be ..." names its property: prefix the section to name the key.
+                errors.Add($"{MqttSection}:{error}");
+            }
         }
         catch (InvalidOperationException ex)
         {
-            errors.Add($"{MqttSection}: {ex.Message}");
-        }
-        if (mqtt.MaximumPacketSize is < 64 or > 268_435_460)
-        {
-            errors.Add($"Mqtt:MaximumPacketSize: {mqtt.MaximumPacketSize} must be between 64 and 268435460 bytes");
+            // A value the binder cannot convert was already reported, with its key, by the schema check.
+            if (schemaErrors == 0)
+            {
+                errors.Add($"{MqttSection}: {ex.Message}");
+            }
         }
 
         var serverCertificate = ReadOptionalFile(configuration, TlsServerCertificateKey, errors);
@@ -209,6 +226,7 @@ public sealed class BrokerSettings
             WebSockets = webSockets,
             DataDirectory = dataDirectory,
             PolicyDirectory = policyDirectory,
+            NormalizedValues = normalized,
             Est = est,
         };
     }
@@ -291,7 +309,7 @@ public sealed class BrokerSettings
         return value;
     }
 
-    /// <summary>"00:00:10" (TimeSpan) or a number of seconds ("10", "2.5").</summary>
+    /// <summary>A duration in <see cref="Durations"/>' format ("10s", "00:00:10", or "10" seconds), at most 1 hour.</summary>
     private static TimeSpan ReadTimeSpan(IConfiguration configuration, string key, TimeSpan defaultValue, List<string> errors)
     {
         var text = configuration[key];
@@ -300,14 +318,9 @@ public sealed class BrokerSettings
             return defaultValue;
         }
         text = text.Trim();
-        TimeSpan value;
-        if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && seconds is > 0 and <= 3600)
+        if (!Durations.TryParse(text, out var value))
         {
-            value = TimeSpan.FromSeconds(seconds);
-        }
-        else if (!TimeSpan.TryParse(text, CultureInfo.InvariantCulture, out value))
-        {
-            errors.Add($"{key}: '{text}' is neither a time span (00:00:10) nor a number of seconds");
+            errors.Add($"{key}: '{text}' is not {Durations.Grammar}");
             return defaultValue;
         }
         if (value <= TimeSpan.Zero || value > TimeSpan.FromHours(1))

@@ -24,7 +24,10 @@ public sealed class MqttMetrics : IPrimedMetrics, IDisposable
     private static readonly Dictionary<string, KeyValuePair<string, object?>> s_actionTags = Tags("action",
         [Actions.Connect, Actions.Publish, Actions.Subscribe, Actions.Receive, "other"]);
     private static readonly Dictionary<string, KeyValuePair<string, object?>> s_dropTags = Tags("reason",
-        [DropReasons.QueueFull, DropReasons.Expired, DropReasons.Denied, DropReasons.TooLarge, DropReasons.SessionEnded, "other"]);
+        [DropReasons.QueueFull, DropReasons.Expired, DropReasons.Denied, DropReasons.TooLarge, DropReasons.SessionEnded,
+            DropReasons.SlowSubscriber, DropReasons.Overflow, "other"]);
+    private static readonly KeyValuePair<string, object?> s_policyDisconnect = Tag("policy", "disconnect");
+    private static readonly KeyValuePair<string, object?> s_policyDropQos0 = Tag("policy", "drop_qos0");
 
     private readonly Meter _meter;
     private readonly bool _ownsMeter;
@@ -36,6 +39,8 @@ public sealed class MqttMetrics : IPrimedMetrics, IDisposable
     private readonly Counter<long> _messagesSent;
     private readonly Counter<long> _bytesSent;
     private readonly Counter<long> _messagesDropped;
+    private readonly Counter<double> _publishersHeldBack;
+    private readonly Counter<long> _slowSubscribers;
     private IMqttStateSource? _state;
 
     /// <summary>Creates the instruments on a meter from <paramref name="meterFactory"/>; without one (unit tests,
@@ -62,6 +67,17 @@ public sealed class MqttMetrics : IPrimedMetrics, IDisposable
         _bytesSent = _meter.CreateCounter<long>("omnibroker.messages.sent.bytes", "By", "Payload bytes of PUBLISH packets sent to subscribers, by QoS.");
         // omnibroker_messages_dropped_total{reason}
         _messagesDropped = _meter.CreateCounter<long>("omnibroker.messages.dropped", "{message}", "Messages dropped by the broker, by reason.");
+        // omnibroker_publishers_held_back_seconds_total
+        _publishersHeldBack = _meter.CreateCounter<double>("omnibroker.publishers.held_back", "s",
+            "Time publishers spent held back (not read, acknowledgement withheld) waiting for room in a subscriber's queue.");
+        // omnibroker_slow_subscribers_total{policy}
+        _slowSubscribers = _meter.CreateCounter<long>("omnibroker.slow_subscribers", "{event}",
+            "Subscribers declared slow after their queue stayed congested, by policy applied.");
+        // omnibroker_queue_messages, omnibroker_queue_bytes
+        _meter.CreateObservableGauge("omnibroker.queue.messages", () => Observe(static s => s.QueuedMessageCount), "{message}",
+            "Messages queued for subscribers (beyond the inflight windows), all sessions together.");
+        _meter.CreateObservableGauge("omnibroker.queue.bytes", () => Observe(static s => s.QueuedBytes), "By",
+            "Bytes queued for subscribers, all sessions together (bounded by MaxQueuedBytesTotal).");
 
         // omnibroker_sessions, omnibroker_subscriptions, omnibroker_retained_messages
         _meter.CreateObservableGauge("omnibroker.sessions", () => Observe(static s => s.SessionCount), "{session}",
@@ -83,6 +99,12 @@ public sealed class MqttMetrics : IPrimedMetrics, IDisposable
 
         /// <summary>Queued messages lost because their session ended (expired, taken over with clean start, revoked).</summary>
         public const string SessionEnded = "session_ended";
+
+        /// <summary>QoS 0 messages of a subscriber declared slow under the DropQos0 policy.</summary>
+        public const string SlowSubscriber = "slow_subscriber";
+
+        /// <summary>QoS 1/2 messages an offline or slow session could not absorb (5.0 publishers got PUBACK 0x97).</summary>
+        public const string Overflow = "overflow";
     }
 
     /// <summary>Values of the <c>action</c> label of authorization decisions.</summary>
@@ -130,6 +152,12 @@ public sealed class MqttMetrics : IPrimedMetrics, IDisposable
     /// <summary><paramref name="reason"/> is one of <see cref="DropReasons"/>; others count as "other".</summary>
     public void MessageDropped(string reason, int count = 1) => _messagesDropped.Add(count, Lookup(s_dropTags, reason));
 
+    /// <summary>A publisher was held back for <paramref name="seconds"/> waiting for room in subscribers' queues.</summary>
+    public void PublisherHeldBack(double seconds) => _publishersHeldBack.Add(seconds);
+
+    /// <summary>A subscriber was declared slow; <paramref name="disconnected"/> tells the policy applied.</summary>
+    public void SlowSubscriber(bool disconnected) => _slowSubscribers.Add(1, disconnected ? s_policyDisconnect : s_policyDropQos0);
+
     public void Dispose()
     {
         if (_ownsMeter)
@@ -172,6 +200,9 @@ public sealed class MqttMetrics : IPrimedMetrics, IDisposable
                 _messagesDropped.Add(0, tag);
             }
         }
+        _slowSubscribers.Add(0, s_policyDisconnect);
+        _slowSubscribers.Add(0, s_policyDropQos0);
+        _publishersHeldBack.Add(0);
     }
 
     private IEnumerable<Measurement<long>> Observe(Func<IMqttStateSource, long> read) =>
@@ -203,4 +234,10 @@ internal interface IMqttStateSource
     long SubscriptionCount { get; }
 
     long RetainedMessageCount { get; }
+
+    /// <summary>Messages queued for subscribers: omnibroker_queue_messages.</summary>
+    long QueuedMessageCount => 0;
+
+    /// <summary>Bytes queued for subscribers: omnibroker_queue_bytes.</summary>
+    long QueuedBytes => 0;
 }

@@ -61,27 +61,18 @@ internal static partial class EngineLog
     [LoggerMessage(1105, LogLevel.Information, "Policy changed: re-authorized {Clients} connected clients, {Disconnected} disconnected, {Removed} subscriptions removed")]
     public static partial void PolicyReapplied(this ILogger logger, int clients, int disconnected, int removed);
 
-    // 1200-1299: drops
-    [LoggerMessage(1200, LogLevel.Warning, "Queue of MQTT client {ClientId} full ({Limit} messages): dropped the oldest QoS 0 message on {Topic}")]
-    public static partial void DroppedOldestQos0(this ILogger logger, string clientId, int limit, string topic);
+    [LoggerMessage(1106, LogLevel.Information, "MQTT client {ClientId}: {Count} requests denied ({Reason}) in the last {Seconds}s; last topic {Topic}")]
+    public static partial void DeniedAggregated(this ILogger logger, string clientId, string reason, long count, double seconds, string topic);
 
-    [LoggerMessage(1201, LogLevel.Warning, "Queue of MQTT client {ClientId} full ({Limit} QoS 1/2 messages): dropped the new QoS {Qos} message on {Topic}")]
-    public static partial void DroppedNew(this ILogger logger, string clientId, int limit, MqttQos qos, string topic);
-
-    [LoggerMessage(1202, LogLevel.Information, "MQTT client {ClientId}: dropped {Count} expired messages")]
-    public static partial void DroppedExpired(this ILogger logger, string clientId, int count);
-
-    [LoggerMessage(1203, LogLevel.Warning, "MQTT client {ClientId}: dropped a {Size}-byte PUBLISH on {Topic}, above the client's Maximum Packet Size {Limit}")]
-    public static partial void DroppedTooLarge(this ILogger logger, string clientId, int size, string topic, long limit);
-
-    [LoggerMessage(1204, LogLevel.Information, "MQTT client {ClientId}: dropped {Count} queued messages it may no longer receive")]
-    public static partial void DroppedDenied(this ILogger logger, string clientId, int count);
-
+    // 1200-1299: drops (1200-1204 and 1206 were per-message lines, replaced by the aggregated 1207)
     [LoggerMessage(1205, LogLevel.Warning, "MQTT session {ClientId} ended with {Qos12} undelivered QoS 1/2 and {Qos0} QoS 0 messages")]
     public static partial void SessionEndedWithMessages(this ILogger logger, string clientId, int qos12, int qos0);
 
-    [LoggerMessage(1206, LogLevel.Warning, "MQTT client {ClientId}: {Count} messages dropped from its full queue ({Limit}) while sending the retained messages of {Filter}")]
-    public static partial void RetainedDropped(this ILogger logger, string clientId, int count, string filter, int limit);
+    [LoggerMessage(1207, LogLevel.Warning, "MQTT client {ClientId}: {Count} messages dropped ({Reason}) in the last {Seconds}s; last topic {Topic}")]
+    public static partial void DroppedAggregated(this ILogger logger, string clientId, string reason, long count, double seconds, string topic);
+
+    [LoggerMessage(1208, LogLevel.Warning, "MQTT client {ClientId} declared slow: its queue stayed full for {Timeout}; policy {Policy}")]
+    public static partial void SlowSubscriber(this ILogger logger, string clientId, TimeSpan timeout, SlowSubscriberPolicy policy);
 
     // 1300-1399: sessions, wills, state
     [LoggerMessage(1300, LogLevel.Information, "MQTT session {ClientId} expired")]

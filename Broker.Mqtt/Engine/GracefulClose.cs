@@ -19,8 +19,14 @@ internal static class GracefulClose
 
     public static async Task ShutdownAndDrainAsync(ConnectionContext context, TimeSpan limit)
     {
+        // Only a TLS stream over TCP needs this. A transport of its own (MQTT over WebSockets) ends with its own
+        // close handshake, which carries the reason; draining there would let the client close first and lose it.
+        if (context.Features.Get<ISslStreamFeature>()?.SslStream is not { } tls)
+        {
+            return;
+        }
+
         using var timeout = new CancellationTokenSource(limit);
-        if (context.Features.Get<ISslStreamFeature>()?.SslStream is { } tls)
         {
             try
             {

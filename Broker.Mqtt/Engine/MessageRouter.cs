@@ -28,12 +28,17 @@ internal sealed class MessageRouter
     private readonly TimeProvider _time;
     private readonly MqttMetrics _metrics;
     private readonly ISessionStore? _store;
+    private readonly AggregatedLog _dropLog;
+    private readonly EngineLimits _limits;
     private long _messagesReceived;
     private long _messagesSent;
     private long _messagesDropped;
 
-    public MessageRouter(MqttBrokerOptions options, ILogger logger, TimeProvider time, MqttMetrics metrics, ISessionStore? store)
+    public MessageRouter(MqttBrokerOptions options, ILogger logger, TimeProvider time, MqttMetrics metrics, ISessionStore? store,
+        AggregatedLog dropLog, EngineLimits limits)
     {
+        _dropLog = dropLog;
+        _limits = limits;
         _metrics = metrics;
         _options = options;
         _logger = logger;
@@ -55,17 +60,28 @@ internal sealed class MessageRouter
 
     public void CountDropped(int count = 1) => Interlocked.Add(ref _messagesDropped, count);
 
+    /// <summary>Counts, meters and logs (aggregated) <paramref name="count"/> dropped messages of a client.</summary>
+    public void RecordDrop(string clientId, string reason, string? topic, int count = 1)
+    {
+        _metrics.MessageDropped(reason, count);
+        CountDropped(count);
+        _dropLog.Record(clientId, reason, denial: false, topic, count);
+    }
+
     /// <summary>
     /// Routes an accepted PUBLISH: stores/clears the retained message, then queues one copy per matching session
     /// and one per matching share group. The payload is copied out of the input buffer once, only if someone
     /// needs it, and that one array is shared by all recipients. Returns the number of recipients;
-    /// <paramref name="commitPosition"/> is the store position an acknowledgement must wait for (0: none).
+    /// <paramref name="commitPosition"/> is the store position an acknowledgement must wait for (0: none);
+    /// <paramref name="retainRefused"/> is true when the message was delivered but, over a retained limit, not retained.
+    /// Subscribers whose queue the message filled are added to <paramref name="context"/> (the publisher is held back).
     /// </summary>
     public int Publish(string topic, in ReadOnlySequence<byte> payload, MqttQos qos, bool retain, MqttProperties? properties,
-        string? publisherClientId, out long commitPosition)
+        string? publisherClientId, DeliveryContext? context, out bool retainRefused, out long commitPosition)
     {
         Interlocked.Increment(ref _messagesReceived);
         commitPosition = 0;
+        retainRefused = false;
         var matches = t_matches ??= new List<Subscription>();
         var groups = t_groups ??= new List<SharedGroup>();
         try
@@ -79,11 +95,12 @@ internal sealed class MessageRouter
 
             var message = MqttApplicationMessage.Create(topic, payload.ToArray(), qos, retain, properties, publisherClientId,
                 _time.GetUtcNow());
-            if (store)
+            if (store && SetRetained(message, out commitPosition) is { } exceeded)
             {
-                commitPosition = SetRetained(message);
+                retainRefused = true;
+                _limits.RetainRefused(exceeded, publisherClientId, topic, message.Payload.Length);
             }
-            return Deliver(message, matches, groups, ref commitPosition);
+            return Deliver(message, matches, groups, context, ref commitPosition);
         }
         finally
         {
@@ -92,19 +109,26 @@ internal sealed class MessageRouter
         }
     }
 
-    private long SetRetained(MqttApplicationMessage message)
+    /// <summary>Stores/clears the retained message within the operator's retained limits; returns the limit that
+    /// refused it (nothing changed, nothing written) or null. <paramref name="position"/>: the store row's position.</summary>
+    private string? SetRetained(MqttApplicationMessage message, out long position)
     {
+        position = 0;
         lock (_retainedSync)
         {
-            _retained.Set(message);
+            if (_retained.TrySet(message, _limits.Retained) is { } exceeded)
+            {
+                return exceeded;
+            }
             if (_store is null)
             {
-                return 0;
+                return null;
             }
             // Retained messages are kept whatever their QoS (a QoS 0 state message is still the topic's state).
-            return message.Payload.Length == 0
+            position = message.Payload.Length == 0
                 ? _store.Append(new RetainedDeleted(message.Topic))
                 : _store.Append(new RetainedSaved(message.ToStored()));
+            return null;
         }
     }
 
@@ -119,7 +143,7 @@ internal sealed class MessageRouter
         _retained.Match(subscription.TopicFilter, _time.GetUtcNow(), messages);
         var session = subscription.Session;
         var ids = subscription.SubscriptionId != 0 ? new[] { subscription.SubscriptionId } : null;
-        var dropped = 0;
+        var due = new List<(MqttApplicationMessage, MqttQos, uint[]?)>(messages.Count);
         foreach (var message in messages)
         {
             if (subscription.Options.NoLocal && message.PublisherClientId == session.ClientId)
@@ -131,20 +155,11 @@ internal sealed class MessageRouter
                 _metrics.AuthorizationDecision(MqttMetrics.Actions.Receive, false);
                 continue;
             }
-            var outcome = session.Enqueue(message, TopicFilters.Min(message.Qos, subscription.Options.MaximumQos), retain: true, ids).Outcome;
-            if (outcome is EnqueueOutcome.DroppedOldest or EnqueueOutcome.DroppedNew)
-            {
-                dropped++;
-            }
+            due.Add((message, TopicFilters.Min(message.Qos, subscription.Options.MaximumQos), ids));
         }
-
-        // A wide filter can match more retained messages than the queue holds: one log line, not one per message.
-        if (dropped > 0)
-        {
-            _logger.RetainedDropped(session.ClientId, dropped, subscription.Filter, session.MaxQueuedMessages);
-            _metrics.MessageDropped(MqttMetrics.DropReasons.QueueFull, dropped);
-            CountDropped(dropped);
-        }
+        // All of them [MQTT-3.3.1-6], however many: they stream through the inflight window as the client acknowledges
+        // (a persistent session writes a row for each one as it enters the window).
+        session.EnqueueRetained(due);
     }
 
     /// <summary>
@@ -152,7 +167,7 @@ internal sealed class MessageRouter
     /// into ONE delivery at the highest granted QoS carrying every Subscription Identifier: fewer duplicates for the
     /// device, and 3.1.1 requires exactly that [MQTT-3.3.5-1]. Shared subscriptions are deliveries of their own.
     /// </summary>
-    private int Deliver(MqttApplicationMessage message, List<Subscription> matches, List<SharedGroup> groups, ref long position)
+    private int Deliver(MqttApplicationMessage message, List<Subscription> matches, List<SharedGroup> groups, DeliveryContext? context, ref long position)
     {
         var delivered = 0;
         if (matches.Count > 1)
@@ -189,7 +204,7 @@ internal sealed class MessageRouter
 
             // RETAIN is kept only with Retain As Published [MQTT-3.3.1-12], [MQTT-3.3.1-13]; 3.1.1 clears it
             // [MQTT-3.3.1-9].
-            if (any && DeliverTo(session, message, TopicFilters.Min(message.Qos, qos), message.Retain && retainAsPublished, ids, ref position))
+            if (any && DeliverTo(session, message, TopicFilters.Min(message.Qos, qos), message.Retain && retainAsPublished, ids, context, ref position))
             {
                 delivered++;
             }
@@ -197,7 +212,7 @@ internal sealed class MessageRouter
 
         foreach (var group in groups)
         {
-            if (DeliverToGroup(group, message, ref position))
+            if (DeliverToGroup(group, message, context, ref position))
             {
                 delivered++;
             }
@@ -208,7 +223,7 @@ internal sealed class MessageRouter
     /// <summary>One member per message (5.0 §4.8.2), round-robin, preferring connected members
     /// allowed to receive the topic; a message is queued in an offline member's session only if no member is
     /// connected.</summary>
-    private bool DeliverToGroup(SharedGroup group, MqttApplicationMessage message, ref long position)
+    private bool DeliverToGroup(SharedGroup group, MqttApplicationMessage message, DeliveryContext? context, ref long position)
     {
         var members = group.Members;
         if (members.Length == 0)
@@ -227,22 +242,22 @@ internal sealed class MessageRouter
             }
             if (member.Session.Connection is not null)
             {
-                return DeliverShared(member, message, ref position);
+                return DeliverShared(member, message, context, ref position);
             }
             offlineCandidate ??= member;
         }
-        return offlineCandidate is not null && DeliverShared(offlineCandidate, message, ref position);
+        return offlineCandidate is not null && DeliverShared(offlineCandidate, message, context, ref position);
     }
 
-    private bool DeliverShared(Subscription member, MqttApplicationMessage message, ref long position)
+    private bool DeliverShared(Subscription member, MqttApplicationMessage message, DeliveryContext? context, ref long position)
     {
         var ids = member.SubscriptionId != 0 ? new[] { member.SubscriptionId } : null;
         return DeliverTo(member.Session, message, TopicFilters.Min(message.Qos, member.Options.MaximumQos),
-            message.Retain && member.Options.RetainAsPublished, ids, ref position);
+            message.Retain && member.Options.RetainAsPublished, ids, context, ref position);
     }
 
     private bool DeliverTo(MqttSession session, MqttApplicationMessage message, MqttQos qos, bool retain, uint[]? subscriptionIds,
-        ref long position)
+        DeliveryContext? context, ref long position)
     {
         // CanReceive is checked per subscriber at delivery time; the writer checks again with the grants of the
         // connection that finally sends it.
@@ -263,15 +278,23 @@ internal sealed class MessageRouter
         }
         switch (result.Outcome)
         {
+            case EnqueueOutcome.QueuedFull:
+                // Backpressure: the publisher is not read again, nor acknowledged, until there is room. Its own
+                // session is not waited for: its room depends on acknowledgements the paused reader would not read.
+                if (context is not null && !ReferenceEquals(session, context.Publisher))
+                {
+                    context.Held.Add(session);
+                }
+                return true;
             case EnqueueOutcome.DroppedOldest:
-                _logger.DroppedOldestQos0(session.ClientId, session.MaxQueuedMessages, result.Dropped!.Topic);
-                _metrics.MessageDropped(MqttMetrics.DropReasons.QueueFull);
-                CountDropped();
+                RecordDrop(session.ClientId, result.Reason!, result.Dropped!.Topic);
                 return true;
             case EnqueueOutcome.DroppedNew:
-                _logger.DroppedNew(session.ClientId, session.MaxQueuedMessages, qos, message.Topic);
-                _metrics.MessageDropped(MqttMetrics.DropReasons.QueueFull);
-                CountDropped();
+                RecordDrop(session.ClientId, result.Reason!, message.Topic);
+                if (qos != MqttQos.AtMostOnce && context is not null)
+                {
+                    context.Overflow = true;
+                }
                 return false;
             case EnqueueOutcome.SessionEnded:
                 return false;

@@ -18,6 +18,8 @@ internal sealed class MqttApplicationMessage
         Retain = retain;
     }
 
+    private int _queuedSize;
+
     public string Topic { get; }
     public byte[] Payload { get; }
     public MqttQos Qos { get; }
@@ -44,6 +46,30 @@ internal sealed class MqttApplicationMessage
     public bool HasProperties =>
         PayloadFormatIndicator is not null || ContentType is not null || ResponseTopic is not null
         || CorrelationData is not null || UserProperties is not null || ExpiresAt is not null;
+
+    /// <summary>What one queued copy is charged against the byte limits: payload, topic, properties and a fixed
+    /// overhead for the entry. Computed once (races are benign: every thread computes the same value).</summary>
+    public int QueuedSize
+    {
+        get
+        {
+            var size = _queuedSize;
+            if (size == 0)
+            {
+                size = 64 + Payload.Length + Topic.Length * 2 + (CorrelationData?.Length ?? 0) + (ContentType?.Length ?? 0) * 2
+                    + (ResponseTopic?.Length ?? 0) * 2;
+                if (UserProperties is { } user)
+                {
+                    foreach (var pair in user)
+                    {
+                        size += (pair.Key.Length + pair.Value.Length) * 2 + 16;
+                    }
+                }
+                _queuedSize = size;
+            }
+            return size;
+        }
+    }
 
     public bool IsExpired(DateTimeOffset now) => ExpiresAt is { } at && at <= now;
 

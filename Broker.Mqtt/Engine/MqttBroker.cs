@@ -20,6 +20,7 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
     private readonly ConcurrentDictionary<MqttConnection, byte> _connections = new();
     private readonly SessionRegistry _registry;
     private readonly MessageRouter _router;
+    private readonly QueueBudget _budget;
     private readonly ITimer _maintenance;
     private int _disposed;
     private readonly MqttMetrics? _ownedMetrics;
@@ -35,11 +36,14 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
         Authorizer = authorizer ?? AllowAllAuthorizer.Instance;
         Logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("OmniBroker.Mqtt.Engine");
         TimeProvider = timeProvider ?? TimeProvider.System;
+        _budget = new QueueBudget(options, TimeProvider);
+        DropLog = new AggregatedLog(Logger, TimeProvider, options.LogAggregationInterval);
         _ownedMetrics = metrics is null ? new MqttMetrics() : null;
         Metrics = metrics ?? _ownedMetrics!;
         Store = store;
-        _router = new MessageRouter(options, Logger, TimeProvider, Metrics, store);
-        _registry = new SessionRegistry(options, Logger, TimeProvider, Metrics, _router, store);
+        Limits = new EngineLimits(options, Logger, TimeProvider);
+        _router = new MessageRouter(options, Logger, TimeProvider, Metrics, store, DropLog, Limits);
+        _registry = new SessionRegistry(options, Logger, TimeProvider, Metrics, _router, store, _budget);
         Metrics.Observe(this);
         Authorizer.PolicyChanged += OnPolicyChanged;
         _maintenance = TimeProvider.CreateTimer(static state => ((MqttBroker)state!).RunMaintenance(), this,
@@ -55,6 +59,12 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
     public long SubscriptionCount => _router.Subscriptions.Count;
 
     public long RetainedMessageCount => _router.Retained.Count;
+
+    /// <summary>Messages queued for subscribers beyond their inflight windows.</summary>
+    public long QueuedMessageCount => _budget.QueuedMessages;
+
+    /// <summary>Bytes queued for subscribers (bounded by <see cref="MqttBrokerOptions.MaxQueuedBytesTotal"/>).</summary>
+    public long QueuedBytes => _budget.QueuedBytes;
 
     /// <summary>Clients past a successful CONNACK and not yet closing.</summary>
     public int ConnectedClientCount => _connections.Keys.Count(c => c.IsConnected);
@@ -94,10 +104,12 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
 
     internal ILogger Logger { get; }
     internal TimeProvider TimeProvider { get; }
+    internal AggregatedLog DropLog { get; }
     internal SubscriptionIndex Subscriptions => _router.Subscriptions;
     internal RetainedMessageStore Retained => _router.Retained;
     internal SessionRegistry Sessions => _registry;
     internal MessageRouter Router => _router;
+    internal EngineLimits Limits { get; }
 
     public IReadOnlyList<ConnectedClientInfo> GetConnectedClients()
     {
@@ -191,6 +203,13 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
     /// <summary>Whether an acknowledgement has to wait for the commit of <paramref name="position"/> (strict durability).</summary>
     internal bool MustWaitForCommit(long position) => position > 0 && Store is { Durability: StoreDurability.Strict };
 
+    /// <summary>Counts, meters and logs (aggregated) <paramref name="count"/> dropped messages of a client.</summary>
+    internal void RecordDrop(string clientId, string reason, string? topic, int count = 1) => _router.RecordDrop(clientId, reason, topic, count);
+
+    /// <summary>A publisher waited for <paramref name="session"/> for the slow-subscriber timeout: declares it slow
+    /// (if its queue is still full) and applies <see cref="MqttBrokerOptions.SlowSubscriberPolicy"/>.</summary>
+    internal void DeclareSlow(MqttSession session) => _registry.DeclareSlow(session);
+
     internal (MqttSession Session, bool SessionPresent) AttachSession(MqttConnection connection, string clientId, bool cleanStart,
         uint expiryInterval, IClientGrants grants) => _registry.AttachSession(connection, clientId, cleanStart, expiryInterval, grants);
 
@@ -208,15 +227,20 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
     internal void DeliverRetained(Subscription subscription) => _router.DeliverRetained(subscription);
 
     internal int Publish(string topic, in ReadOnlySequence<byte> payload, MqttQos qos, bool retain, MqttProperties? properties,
-        string? publisherClientId) => _router.Publish(topic, payload, qos, retain, properties, publisherClientId, out _);
+        string? publisherClientId, DeliveryContext? context = null) =>
+        _router.Publish(topic, payload, qos, retain, properties, publisherClientId, context, out _, out _);
 
-    /// <summary><see cref="Publish(string, in ReadOnlySequence{byte}, MqttQos, bool, MqttProperties?, string?)"/> with the store
-    /// position the acknowledgement must wait for.</summary>
+    /// <summary>Routes a client's PUBLISH. <paramref name="retainRefused"/>: delivered but, over a retained limit, not
+    /// retained; <paramref name="commitPosition"/>: the store position the acknowledgement must wait for (0: none).</summary>
     internal int Publish(string topic, in ReadOnlySequence<byte> payload, MqttQos qos, bool retain, MqttProperties? properties,
-        string? publisherClientId, out long commitPosition) =>
-        _router.Publish(topic, payload, qos, retain, properties, publisherClientId, out commitPosition);
+        string? publisherClientId, DeliveryContext? context, out bool retainRefused, out long commitPosition) =>
+        _router.Publish(topic, payload, qos, retain, properties, publisherClientId, context, out retainRefused, out commitPosition);
 
-    internal void RunMaintenance() => _registry.RunMaintenance();
+    internal void RunMaintenance()
+    {
+        DropLog.Flush();
+        _registry.RunMaintenance();
+    }
 
     /// <summary>Re-resolves the grants of every connected client against the new policy; clients no longer allowed
     /// are disconnected (5.0: 0x87), subscriptions no longer allowed are removed.</summary>

@@ -16,10 +16,30 @@ public sealed class MqttBrokerOptions
     /// additionally capped by the client's own Receive Maximum (5.0). Default 32.</summary>
     public int MaxInflightPerClient { get; set; } = 32;
 
-    /// <summary>Messages queued per session beyond the inflight window (offline or slow clients). When full, the
-    /// oldest QoS 0 message is dropped first, otherwise the new message; every drop is counted and logged.
-    /// Default 1000.</summary>
+    /// <summary>Messages queued per session beyond the inflight window. When a connected subscriber's queue is
+    /// full, publishers to it are held back (their input is not read, their acknowledgement waits) until there is
+    /// room; see <see cref="SlowSubscriberTimeout"/>. For an offline session the oldest QoS 0 message makes room,
+    /// and a QoS 1/2 message that does not fit is an overflow (5.0: PUBACK 0x97). Default 1000.</summary>
     public int MaxQueuedMessagesPerSession { get; set; } = 1000;
+
+    /// <summary>Bytes (payload, topic and properties) queued per session; full like <see cref="MaxQueuedMessagesPerSession"/>.
+    /// Default 16 MiB.</summary>
+    public long MaxQueuedBytesPerSession { get; set; } = 16L * 1024 * 1024;
+
+    /// <summary>Bytes queued in all sessions together. Above it every queue that holds anything counts as full.
+    /// Default 1 GiB.</summary>
+    public long MaxQueuedBytesTotal { get; set; } = 1024L * 1024 * 1024;
+
+    /// <summary>How long a connected subscriber's queue may stay full, holding publishers back, before the subscriber
+    /// is declared slow and <see cref="SlowSubscriberPolicy"/> applies. Default 10 s.</summary>
+    public TimeSpan SlowSubscriberTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>What happens to a slow subscriber. Default <see cref="SlowSubscriberPolicy.Disconnect"/>.</summary>
+    public SlowSubscriberPolicy SlowSubscriberPolicy { get; set; } = SlowSubscriberPolicy.Disconnect;
+
+    /// <summary>With <see cref="SlowSubscriberPolicy.DropQos0"/>: bytes of QoS 1/2 messages a slow subscriber may
+    /// hold queued; beyond it a QoS 1/2 message is an overflow (5.0 publisher: PUBACK 0x97). Default 64 MiB.</summary>
+    public long SlowSubscriberMaxQueuedBytes { get; set; } = 64L * 1024 * 1024;
 
     /// <summary>Upper bound, in seconds, for the 5.0 Session Expiry Interval requested by clients. 3.1.1
     /// persistent sessions (Clean Session = 0) are kept until cleaned, but no longer than this either, so an
@@ -55,6 +75,10 @@ public sealed class MqttBrokerOptions
     /// <see cref="Abstractions.IClientIdentityFeature"/> (no validated client certificate). Default true.</summary>
     public bool RequireClientIdentity { get; set; } = true;
 
+    /// <summary>Drop and deny log lines are aggregated: at most one per client and reason per interval, with the count
+    /// since the previous one. Default 10 s.</summary>
+    public TimeSpan LogAggregationInterval { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Time allowed between accepting the connection and receiving a complete CONNECT. Default 10 s.</summary>
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
@@ -64,6 +88,32 @@ public sealed class MqttBrokerOptions
 
     /// <summary>Longest client identifier accepted (in UTF-16 code units); longer is CONNACK 0x85 / 0x02. Default 128.</summary>
     public int MaxClientIdLength { get; set; } = 128;
+
+    /// <summary>Subscriptions one session may hold; filters beyond it are refused in SUBACK (5.0 0x97 Quota exceeded,
+    /// 3.1.1 0x80). Replacing an existing filter is always allowed. 0: no limit. Default 1000.</summary>
+    public int MaxSubscriptionsPerClient { get; set; } = 1000;
+
+    /// <summary>Retained messages in total. A retained PUBLISH that would exceed a retained limit is still delivered to
+    /// the current subscribers but not retained; a 5.0 QoS 1/2 publisher gets PUBACK/PUBREC 0x97 (Quota exceeded).
+    /// Clearing (empty payload) is always allowed. 0: no limit. Default 100,000.</summary>
+    public int MaxRetainedMessages { get; set; } = 100_000;
+
+    /// <summary>Payload bytes of all retained messages. 0: no limit. Default 256 MiB.</summary>
+    public long MaxRetainedBytes { get; set; } = 256L * 1024 * 1024;
+
+    /// <summary>Retained messages one client (by client id) may own. 0: no limit. Default 1000.</summary>
+    public int MaxRetainedMessagesPerClient { get; set; } = 1000;
+
+    /// <summary>Payload bytes of the retained messages one client may own. 0: no limit. Default 16 MiB.</summary>
+    public long MaxRetainedBytesPerClient { get; set; } = 16L * 1024 * 1024;
+
+    /// <summary>Connected MQTT clients in total; a CONNECT beyond it is refused with CONNACK 0x97 Quota exceeded
+    /// (3.1.1: 0x03 Server unavailable) after the TLS handshake, so the client learns why. 0: no limit. Default 100,000.</summary>
+    public int MaxConnections { get; set; } = 100_000;
+
+    /// <summary>A limit hit is logged at most once per client and limit in this interval (the others are counted in
+    /// the next line and in omnibroker_limit_hits_total). Default 1 minute.</summary>
+    public TimeSpan LimitLogInterval { get; set; } = TimeSpan.FromMinutes(1);
 
     /// <summary>Every problem with the current values (empty when usable), for configuration loaders that report all
     /// errors at once. <see cref="MqttBroker"/> refuses options with errors.</summary>
@@ -86,9 +136,42 @@ public sealed class MqttBrokerOptions
         {
             errors.Add($"MaxQueuedMessagesPerSession must be at least 1 (was {MaxQueuedMessagesPerSession})");
         }
+        if (MaxQueuedBytesPerSession < 1024)
+        {
+            errors.Add($"MaxQueuedBytesPerSession must be at least 1024 (was {MaxQueuedBytesPerSession})");
+        }
+        if (MaxQueuedBytesTotal < MaxQueuedBytesPerSession)
+        {
+            errors.Add($"MaxQueuedBytesTotal must be at least MaxQueuedBytesPerSession (was {MaxQueuedBytesTotal})");
+        }
+        if (SlowSubscriberTimeout <= TimeSpan.Zero)
+        {
+            errors.Add($"SlowSubscriberTimeout must be positive (was {SlowSubscriberTimeout})");
+        }
+        if (!Enum.IsDefined(SlowSubscriberPolicy))
+        {
+            errors.Add($"SlowSubscriberPolicy must be Disconnect or DropQos0 (was {SlowSubscriberPolicy})");
+        }
+        if (SlowSubscriberMaxQueuedBytes < 1024)
+        {
+            errors.Add($"SlowSubscriberMaxQueuedBytes must be at least 1024 (was {SlowSubscriberMaxQueuedBytes})");
+        }
+        if (LogAggregationInterval <= TimeSpan.Zero)
+        {
+            errors.Add($"LogAggregationInterval must be positive (was {LogAggregationInterval})");
+        }
         if (ConnectTimeout <= TimeSpan.Zero)
         {
             errors.Add($"ConnectTimeout must be positive (was {ConnectTimeout})");
+        }
+        if (MaxSubscriptionsPerClient < 0 || MaxRetainedMessages < 0 || MaxRetainedBytes < 0 || MaxRetainedMessagesPerClient < 0
+            || MaxRetainedBytesPerClient < 0 || MaxConnections < 0)
+        {
+            errors.Add("MaxSubscriptionsPerClient, MaxRetainedMessages, MaxRetainedBytes, MaxRetainedMessagesPerClient, MaxRetainedBytesPerClient and MaxConnections must be 0 (no limit) or positive");
+        }
+        if (LimitLogInterval <= TimeSpan.Zero)
+        {
+            errors.Add($"LimitLogInterval must be positive (was {LimitLogInterval})");
         }
         if (IncompletePacketTimeout <= TimeSpan.Zero)
         {
@@ -109,4 +192,16 @@ public sealed class MqttBrokerOptions
             throw new ArgumentException("Invalid MQTT broker options: " + string.Join("; ", errors));
         }
     }
+}
+
+/// <summary>What the broker does with a subscriber whose queue stayed full for <see cref="MqttBrokerOptions.SlowSubscriberTimeout"/>.</summary>
+public enum SlowSubscriberPolicy
+{
+    /// <summary>Disconnect it (5.0: DISCONNECT 0x97 Quota exceeded). A persistent session keeps its queue offline.</summary>
+    Disconnect,
+
+    /// <summary>Keep it connected; drop its queued and new QoS 0 messages while it is slow, and keep queueing its
+    /// QoS 1/2 messages up to <see cref="MqttBrokerOptions.SlowSubscriberMaxQueuedBytes"/>. It stops being slow once its
+    /// queue has drained to half.</summary>
+    DropQos0,
 }

@@ -27,6 +27,8 @@ internal sealed class MqttConnection
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly MqttConnectionWriter _writer;
+    // Completed by RequestClose: a publisher held back for a subscriber stops waiting.
+    private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     // Guarded by _stateLock.
     private readonly Lock _stateLock = new();
@@ -47,12 +49,15 @@ internal sealed class MqttConnection
     private long _lastPacketTimestamp;
     private ITimer? _timer;
     private IncompletePacketDeadline? _incompletePacket;
+    private bool _countedConnection;
     private ConnAckPacket? _refusal;
     private MqttProtocolVersion _refusalVersion;
     private CancellationTokenRegistration _revokedRegistration;
     private IClientIdentityFeature? _identity;
     // PUBACK/PUBREC waiting for the store commit of their message (strict durability).
     private readonly DurableAckQueue _acks;
+    private DeliveryContext? _delivery;
+    private PendingAck _pendingAck;
 
     public MqttConnection(MqttBroker broker, ConnectionContext context)
     {
@@ -117,6 +122,11 @@ internal sealed class MqttConnection
                             stop = true;
                             break;
                         }
+                        if (_delivery is { Held.Count: > 0 })
+                        {
+                            // A subscriber's queue is full: stop reading (TCP backpressure) until it has room.
+                            break;
+                        }
                     }
                 }
                 finally
@@ -139,6 +149,10 @@ internal sealed class MqttConnection
                 {
                     outcome = buffer.IsEmpty ? "closed by peer" : "closed by peer inside a packet";
                     break;
+                }
+                if (_delivery is { Held.Count: > 0 })
+                {
+                    await HoldAsync().ConfigureAwait(false);
                 }
                 await _writer.WaitForControlBacklogAsync().ConfigureAwait(false);
             }
@@ -194,6 +208,7 @@ internal sealed class MqttConnection
             }
         }
         _writer.Close(disconnect);
+        _closed.TrySetResult();
         _context.Transport.Input.CancelPendingRead();
     }
 
@@ -285,6 +300,11 @@ internal sealed class MqttConnection
             return Refuse(clientId, MqttReasonCode.NotAuthorized, decision.Reason);
         }
         _grants = decision.Grants!;
+        if (!_broker.Limits.TryOpenConnection(clientId))
+        {
+            return Refuse(clientId, MqttReasonCode.QuotaExceeded, "the broker holds Mqtt:MaxConnections connections");
+        }
+        _countedConnection = true;
 
         var keepAlive = negotiation.KeepAlive;
         var expiry = negotiation.SessionExpiry;
@@ -300,6 +320,7 @@ internal sealed class MqttConnection
         ConnectedAt = _time.GetUtcNow();
         var (session, sessionPresent) = _broker.AttachSession(this, clientId, connect.CleanStart, expiry, _grants);
         _session = session;
+        _delivery = new DeliveryContext(session);
 
         // First packet written: the writer starts below, and writes control packets before session messages.
         _writer.Send(negotiation.BuildConnAck(_version.Value, _options, sessionPresent, decision.ConnAckUserProperties));
@@ -403,7 +424,7 @@ internal sealed class MqttConnection
         _broker.Metrics.AuthorizationDecision(MqttMetrics.Actions.Publish, allowed);
         if (!allowed)
         {
-            _logger.PublishDenied(ClientId!, topic, qos, retain);
+            _broker.DropLog.Record(ClientId!, "publish_denied", denial: true, topic);
             _broker.Metrics.MessageDropped(MqttMetrics.DropReasons.Denied);
             _broker.CountDropped();
             if (v5)
@@ -440,9 +461,86 @@ internal sealed class MqttConnection
         // Identifier and deliver onwards now; PUBREL only releases the identifier. While the identifier is held a
         // retransmitted PUBLISH is acknowledged but not delivered again, which gives exactly-once delivery without
         // keeping the message itself.
-        var delivered = _broker.Publish(topic, publish.Payload, qos, retain, v5 ? publish.Properties : null, ClientId, out var position);
-        Acknowledge(session, qos, packetId, v5 && delivered == 0 ? MqttReasonCode.NoMatchingSubscribers : MqttReasonCode.Success, position);
+        var delivery = _delivery!;
+        delivery.Reset();
+        var delivered = _broker.Publish(topic, publish.Payload, qos, retain, v5 ? publish.Properties : null, ClientId, delivery, out var retainRefused,
+            out var position);
+        var reasonCode = !v5 ? MqttReasonCode.Success
+            : retainRefused ? MqttReasonCode.QuotaExceeded // delivered, but over a retained-message limit: not retained
+            : delivered == 0 ? MqttReasonCode.NoMatchingSubscribers : MqttReasonCode.Success;
+        if (delivery.Overflow && v5)
+        {
+            // Some session could not absorb its copy: the publisher learns it before any acknowledgement (0x97 also
+            // ends a QoS 2 flow, so no identifier is held).
+            reasonCode = MqttReasonCode.QuotaExceeded;
+        }
+        if (delivery.Held.Count > 0)
+        {
+            // Acknowledged once every held subscriber has room (HoldAsync) and, in strict durability, once the store
+            // has committed the message; a QoS 2 identifier is recorded now so a retransmission after a reconnect is
+            // not delivered twice.
+            if (qos == MqttQos.ExactlyOnce && (byte)reasonCode < 0x80)
+            {
+                session.TryBeginInboundQos2(packetId, out var qos2Position);
+                position = Math.Max(position, qos2Position);
+            }
+            _pendingAck = new PendingAck(qos, packetId, reasonCode, position);
+            return;
+        }
+        Acknowledge(session, qos, packetId, reasonCode, position);
     }
+
+    /// <summary>Waits until every subscriber whose queue the last PUBLISH filled has room again, declaring slow (and
+    /// handling by policy) those full for longer than the slow-subscriber timeout; then sends the held acknowledgement.</summary>
+    private async Task HoldAsync()
+    {
+        var started = _time.GetTimestamp();
+        var held = _delivery!.Held;
+        foreach (var subscriber in held)
+        {
+            while (!_closeRequested)
+            {
+                var room = subscriber.WaitForRoomAsync();
+                if (room.IsCompleted)
+                {
+                    break;
+                }
+                var remaining = _options.SlowSubscriberTimeout - subscriber.FullFor();
+                if (remaining > TimeSpan.Zero)
+                {
+                    using var timeout = new CancellationTokenSource();
+                    var delay = Task.Delay(remaining, _time, timeout.Token);
+                    var first = await Task.WhenAny(room, _closed.Task, delay).ConfigureAwait(false);
+                    timeout.Cancel();
+                    if (first != delay)
+                    {
+                        continue;
+                    }
+                }
+                _broker.DeclareSlow(subscriber);
+            }
+        }
+        held.Clear();
+        _broker.Metrics.PublisherHeldBack(_time.GetElapsedTime(started).TotalSeconds);
+        if (_closeRequested)
+        {
+            return;
+        }
+        var ack = _pendingAck;
+        _pendingAck = default;
+        if (ack.Qos == MqttQos.AtMostOnce)
+        {
+            return;
+        }
+        // Room is there; the acknowledgement still waits for the store commit of its message (strict durability),
+        // in order behind acknowledgements already waiting for theirs.
+        var type = ack.Qos == MqttQos.ExactlyOnce ? MqttPacketType.PubRec : MqttPacketType.PubAck;
+        SendAck(new PubAckPacket(type) { PacketId = ack.PacketId, ReasonCode = ack.ReasonCode }, ack.Position);
+    }
+
+    /// <summary>An acknowledgement held for subscriber room; <see cref="Position"/> is the store position it must also
+    /// wait for (0 when none).</summary>
+    private readonly record struct PendingAck(MqttQos Qos, ushort PacketId, MqttReasonCode ReasonCode, long Position);
 
     // MQTT 5.0 §4.10 request/response with the broker itself as responder: the reply is queued for this session only.
     private void HandleReserved(IReservedTopicHandler handler, PublishPacket publish, string topic, MqttSession session)
@@ -479,7 +577,12 @@ internal sealed class MqttConnection
                 SendAck(new PubAckPacket(MqttPacketType.PubAck) { PacketId = packetId, ReasonCode = reasonCode }, position);
                 break;
             case MqttQos.ExactlyOnce:
-                session.TryBeginInboundQos2(packetId, out var held);
+                var held = 0L;
+                if ((byte)reasonCode < 0x80)
+                {
+                    // A PUBREC with an error code ends the flow (5.0 §4.3.3): no PUBREL follows, nothing to hold.
+                    session.TryBeginInboundQos2(packetId, out held);
+                }
                 SendAck(new PubAckPacket(MqttPacketType.PubRec) { PacketId = packetId, ReasonCode = reasonCode }, Math.Max(position, held));
                 break;
         }
@@ -589,13 +692,19 @@ internal sealed class MqttConnection
                 MqttThrow.ProtocolError("No Local on a shared subscription");
             }
 
+            if (_broker.Limits.SubscriptionRefused(session, request.Filter))
+            {
+                // 3.1.1 SUBACK turns every failure into 0x80.
+                codes.Add(MqttReasonCode.QuotaExceeded);
+                continue;
+            }
             var subscription = new Subscription(session, request.Filter, request.Options, subscriptionId);
             // The policy decides on the topic filter proper; the share group only spreads the load.
             var allowed = _grants.CanSubscribe(subscription.TopicFilter);
             _broker.Metrics.AuthorizationDecision(MqttMetrics.Actions.Subscribe, allowed);
             if (!allowed)
             {
-                _logger.SubscribeDenied(ClientId!, request.Filter);
+                _broker.DropLog.Record(ClientId!, "subscribe_denied", denial: true, request.Filter);
                 codes.Add(MqttReasonCode.NotAuthorized);
                 continue;
             }
@@ -765,6 +874,10 @@ internal sealed class MqttConnection
             }
             _broker.OnConnectionClosed(this, will, discard);
             _broker.Metrics.ConnectionClosed(_version!.Value);
+        }
+        if (_countedConnection)
+        {
+            _broker.Limits.CloseConnection();
         }
         _logger.ConnectionClosed(ClientId, outcome);
     }

@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Threading.Channels;
-using Microsoft.Extensions.Logging;
 using OmniBroker.Mqtt.Abstractions;
 using OmniBroker.Mqtt.Codec;
 using OmniBroker.Mqtt.Diagnostics;
@@ -30,7 +29,6 @@ internal sealed class MqttConnectionWriter
     private readonly MqttConnection _connection;
     private readonly MqttBroker _broker;
     private readonly PipeWriter _output;
-    private readonly ILogger _logger;
     private readonly TimeProvider _time;
 
     // Coalescing wake-up: producers TryWrite after queueing, the loop drains everything queued.
@@ -57,7 +55,6 @@ internal sealed class MqttConnectionWriter
         _connection = connection;
         _broker = broker;
         _output = output;
-        _logger = broker.Logger;
         _time = broker.TimeProvider;
     }
 
@@ -277,9 +274,7 @@ internal sealed class MqttConnectionWriter
                 {
                     _session!.Abandon(item.PacketId);
                 }
-                _logger.DroppedTooLarge(_connection.ClientId!, size, message.Topic, _clientMaximumPacketSize);
-                _broker.Metrics.MessageDropped(MqttMetrics.DropReasons.TooLarge);
-                _broker.CountDropped();
+                _broker.RecordDrop(_connection.ClientId!, MqttMetrics.DropReasons.TooLarge, message.Topic);
                 return;
             }
         }
@@ -298,15 +293,11 @@ internal sealed class MqttConnectionWriter
     {
         if (drops.Expired > 0)
         {
-            _logger.DroppedExpired(_connection.ClientId!, drops.Expired);
-            _broker.Metrics.MessageDropped(MqttMetrics.DropReasons.Expired, drops.Expired);
-            _broker.CountDropped(drops.Expired);
+            _broker.RecordDrop(_connection.ClientId!, MqttMetrics.DropReasons.Expired, null, drops.Expired);
         }
         if (drops.Denied > 0)
         {
-            _logger.DroppedDenied(_connection.ClientId!, drops.Denied);
-            _broker.Metrics.MessageDropped(MqttMetrics.DropReasons.Denied, drops.Denied);
-            _broker.CountDropped(drops.Denied);
+            _broker.RecordDrop(_connection.ClientId!, MqttMetrics.DropReasons.Denied, null, drops.Denied);
         }
     }
 

@@ -71,6 +71,9 @@ internal sealed partial class MqttSession
                     if (message is not null)
                     {
                         _qos12.Enqueue(new QueuedMessage(message, qos, row.Retain, row.SubscriptionIds, row.Sequence));
+                        // Counted against the queue limits and the global budget like any queued message.
+                        _queuedBytes += message.QueuedSize;
+                        _budget.Add(1, message.QueuedSize);
                         count++;
                     }
                     continue;

@@ -20,15 +20,29 @@ internal sealed partial class MqttSession
     private readonly Dictionary<ushort, InflightMessage> _inflight = new();
     private readonly Queue<InflightMessage> _resend = new();
     private readonly HashSet<ushort> _inboundQos2 = new();
+    // Retained messages due after SUBSCRIBE [MQTT-3.3.1-6]: references into the retained store, streamed through the
+    // inflight window ahead of the queue, so their number is not bounded by the queue.
+    private readonly Queue<QueuedMessage> _retained = new();
+    private readonly QueueBudget _budget;
     private long _sequence;
+    private long _queuedBytes;
+    private long _fullSince;
     private ushort _lastPacketId;
     private volatile IClientGrants? _grants;
     private ISessionStore? _store;
+    private MqttConnection? _connection;
+    private TaskCompletionSource? _roomWaiter;
 
     public MqttSession(string clientId, int maxQueuedMessages)
+        : this(clientId, QueueBudget.WithMessageLimit(maxQueuedMessages))
+    {
+    }
+
+    public MqttSession(string clientId, QueueBudget budget)
     {
         ClientId = clientId;
-        MaxQueuedMessages = Math.Max(1, maxQueuedMessages);
+        _budget = budget;
+        MaxQueuedMessages = budget.MaxMessages;
         Id = Interlocked.Increment(ref s_nextId);
     }
 
@@ -41,8 +55,33 @@ internal sealed partial class MqttSession
 
     public int MaxQueuedMessages { get; }
 
-    /// <summary>The connection currently bound to the session; null while offline. Guarded by <see cref="Sync"/>.</summary>
-    public MqttConnection? Connection { get; set; }
+    /// <summary>The connection currently bound to the session; null while offline. Guarded by <see cref="Sync"/>.
+    /// A change ends the slow state and releases held publishers: offline queues never hold anyone back.</summary>
+    public MqttConnection? Connection
+    {
+        get => _connection;
+        set
+        {
+            _connection = value;
+            Slow = false;
+            _fullSince = 0;
+            ReleaseWaitersLocked();
+        }
+    }
+
+    /// <summary>Declared slow (<see cref="DeclareSlow"/>): publishers no longer wait for it. Guarded by <see cref="Sync"/>.</summary>
+    public bool Slow { get; private set; }
+
+    public long QueuedBytes
+    {
+        get
+        {
+            lock (Sync)
+            {
+                return _queuedBytes;
+            }
+        }
+    }
 
     /// <summary>Session Expiry Interval in seconds after the connection closes (0 = ends with the connection).</summary>
     public uint ExpiryInterval { get; set; }
@@ -92,48 +131,12 @@ internal sealed partial class MqttSession
         }
     }
 
-    /// <summary>Queues a message for the client. When the queue is full the oldest queued QoS 0 message makes
-    /// room, otherwise the new message is refused; the caller counts and logs what was dropped.</summary>
-    public EnqueueResult Enqueue(MqttApplicationMessage message, MqttQos qos, bool retain, uint[]? subscriptionIds)
-    {
-        MqttConnection? connection;
-        MqttApplicationMessage? dropped = null;
-        long position = 0;
-        lock (Sync)
-        {
-            if (Ended)
-            {
-                return new EnqueueResult(EnqueueOutcome.SessionEnded, null, 0);
-            }
-
-            if (_qos0.Count + _qos12.Count >= MaxQueuedMessages)
-            {
-                if (_qos0.Count == 0)
-                {
-                    return new EnqueueResult(EnqueueOutcome.DroppedNew, message, 0);
-                }
-                dropped = _qos0.Dequeue().Message;
-            }
-
-            var item = new QueuedMessage(message, qos, retain, subscriptionIds, ++_sequence);
-            (qos == MqttQos.AtMostOnce ? _qos0 : _qos12).Enqueue(item);
-            if (qos != MqttQos.AtMostOnce && _store is { } store)
-            {
-                // Appended under Sync: the writer's later state change of this row cannot overtake it.
-                position = store.Append(new MessageQueued(ClientId, item.Sequence, message.ToStored(), (byte)qos, retain, subscriptionIds));
-            }
-            connection = Connection;
-        }
-
-        connection?.Signal();
-        return new EnqueueResult(dropped is null ? EnqueueOutcome.Queued : EnqueueOutcome.DroppedOldest, dropped, position);
-    }
-
     /// <summary>
     /// Moves sendable work into <paramref name="batch"/>: first the resends of a resumed session (PUBLISH with
     /// DUP=1, or PUBREL for messages already at PUBREC) in their original order [MQTT-4.4.0-1], [MQTT-4.6.0-1],
-    /// then queued messages while the inflight window allows. QoS 0 messages may pass QoS 1/2 messages blocked
-    /// by a full window (5.0 §4.9). QoS 1/2 messages get a packet identifier and enter the inflight table here.
+    /// then retained messages due after SUBSCRIBE, then queued messages while the inflight window allows. QoS 0
+    /// messages may pass QoS 1/2 messages blocked by a full window (5.0 §4.9). QoS 1/2 messages get a packet
+    /// identifier and enter the inflight table here. Publishers held back are released once the queue is half empty.
     /// </summary>
     public void TakeOutbound(List<OutboundItem> batch, int maxItems, int window, DateTimeOffset now, IClientGrants grants,
         ref DropCounts drops)
@@ -152,6 +155,19 @@ internal sealed partial class MqttSession
                     : OutboundItem.Publish(entry.Message!, entry.Qos, entry.Retain, dup: true, entry.PacketId, entry.SubscriptionIds));
             }
 
+            while (_retained.Count > 0 && batch.Count < maxItems)
+            {
+                var item = _retained.Peek();
+                if (item.Qos != MqttQos.AtMostOnce && _inflight.Count >= window)
+                {
+                    break;
+                }
+                _retained.Dequeue();
+                AddToBatchLocked(batch, item, now, grants, ref drops, persisted: false);
+            }
+
+            var taken = 0;
+            long takenBytes = 0;
             while (batch.Count < maxItems)
             {
                 var useQos0 = _qos0.Count > 0 && (_qos12.Count == 0 || _qos0.Peek().Sequence < _qos12.Peek().Sequence);
@@ -161,7 +177,7 @@ internal sealed partial class MqttSession
                     {
                         break;
                     }
-                    if (_inflight.Count >= window)
+                    if (_inflight.Count >= window || _retained.Count > 0)
                     {
                         if (_qos0.Count == 0)
                         {
@@ -172,33 +188,69 @@ internal sealed partial class MqttSession
                 }
 
                 var item = (useQos0 ? _qos0 : _qos12).Dequeue();
-                if (item.Message.IsExpired(now))
-                {
-                    drops.Expired++;
-                    Forget(item.Qos, item.Sequence);
-                    continue;
-                }
-                if (!item.Message.IsDirectReply && !grants.CanReceive(item.Message.Topic))
-                {
-                    drops.Denied++;
-                    Forget(item.Qos, item.Sequence);
-                    continue;
-                }
+                taken++;
+                takenBytes += item.Message.QueuedSize;
+                AddToBatchLocked(batch, item, now, grants, ref drops, persisted: true);
+            }
 
-                if (item.Qos == MqttQos.AtMostOnce)
+            if (taken > 0)
+            {
+                _queuedBytes -= takenBytes;
+                _budget.Add(-taken, -takenBytes);
+                if (CanResumeLocked())
                 {
-                    batch.Add(OutboundItem.Publish(item.Message, item.Qos, item.Retain, dup: false, 0, item.SubscriptionIds));
-                    continue;
+                    // Congested from full until drained to half: the slow-subscriber clock runs for that whole time.
+                    _fullSince = 0;
+                    // A slow subscriber (DropQos0) that caught up is treated like any other again.
+                    Slow = false;
+                    ReleaseWaitersLocked();
                 }
-
-                var packetId = AllocatePacketId();
-                var inflight = new InflightMessage(packetId, item.Message, item.Qos, item.Retain, item.SubscriptionIds, item.Sequence);
-                _inflight.Add(packetId, inflight);
-                _store?.Append(new MessageStateChanged(ClientId, item.Sequence,
-                    item.Qos == MqttQos.AtLeastOnce ? StoredMessageState.AwaitingPubAck : StoredMessageState.AwaitingPubRec, packetId));
-                batch.Add(OutboundItem.Publish(item.Message, item.Qos, item.Retain, dup: false, packetId, item.SubscriptionIds));
             }
         }
+    }
+
+    /// <summary><paramref name="persisted"/>: the item has a MessageQueued row in the store (a queued QoS 1/2 message);
+    /// a retained message streamed after SUBSCRIBE gets its row only when it enters the inflight window.</summary>
+    private void AddToBatchLocked(List<OutboundItem> batch, in QueuedMessage item, DateTimeOffset now, IClientGrants grants, ref DropCounts drops,
+        bool persisted)
+    {
+        if (item.Message.IsExpired(now))
+        {
+            drops.Expired++;
+            if (persisted)
+            {
+                Forget(item.Qos, item.Sequence);
+            }
+            return;
+        }
+        if (!item.Message.IsDirectReply && !grants.CanReceive(item.Message.Topic))
+        {
+            drops.Denied++;
+            if (persisted)
+            {
+                Forget(item.Qos, item.Sequence);
+            }
+            return;
+        }
+
+        if (item.Qos == MqttQos.AtMostOnce)
+        {
+            batch.Add(OutboundItem.Publish(item.Message, item.Qos, item.Retain, dup: false, 0, item.SubscriptionIds));
+            return;
+        }
+
+        var packetId = AllocatePacketId();
+        _inflight.Add(packetId, new InflightMessage(packetId, item.Message, item.Qos, item.Retain, item.SubscriptionIds, item.Sequence));
+        if (_store is { } store)
+        {
+            if (!persisted)
+            {
+                store.Append(new MessageQueued(ClientId, item.Sequence, item.Message.ToStored(), (byte)item.Qos, item.Retain, item.SubscriptionIds));
+            }
+            store.Append(new MessageStateChanged(ClientId, item.Sequence,
+                item.Qos == MqttQos.AtLeastOnce ? StoredMessageState.AwaitingPubAck : StoredMessageState.AwaitingPubRec, packetId));
+        }
+        batch.Add(OutboundItem.Publish(item.Message, item.Qos, item.Retain, dup: false, packetId, item.SubscriptionIds));
     }
 
     /// <summary>Forgets an outbound message that could not be sent at all (larger than the client's Maximum Packet
@@ -357,8 +409,11 @@ internal sealed partial class MqttSession
             }
         }
         var qos0 = _qos0.Count;
+        _budget.Add(-(_qos0.Count + _qos12.Count), -_queuedBytes);
+        _queuedBytes = 0;
         _qos0.Clear();
         _qos12.Clear();
+        _retained.Clear();
         _inflight.Clear();
         _resend.Clear();
         _inboundQos2.Clear();
@@ -404,46 +459,3 @@ internal sealed partial class MqttSession
     }
 }
 
-internal enum EnqueueOutcome
-{
-    Queued,
-    /// <summary>Queued after dropping the oldest queued QoS 0 message (<see cref="EnqueueResult.Dropped"/>).</summary>
-    DroppedOldest,
-    /// <summary>Queue full of QoS 1/2 messages: the new message was dropped.</summary>
-    DroppedNew,
-    SessionEnded,
-}
-
-/// <summary><see cref="Position"/>: the store position of the queued row, 0 when nothing was written.</summary>
-internal readonly record struct EnqueueResult(EnqueueOutcome Outcome, MqttApplicationMessage? Dropped, long Position);
-
-internal enum PubRecOutcome
-{
-    SendPubRel,
-    Refused,
-    NotFound,
-}
-
-internal struct DropCounts
-{
-    public int Expired;
-    public int Denied;
-}
-
-/// <summary>A PUBLISH or PUBREL the writer loop must encode.</summary>
-internal readonly record struct OutboundItem(bool IsPubRel, ushort PacketId, MqttApplicationMessage? Message, MqttQos Qos, bool Retain, bool Dup,
-    uint[]? SubscriptionIds)
-{
-    public static OutboundItem PubRel(ushort packetId) => new(true, packetId, null, MqttQos.ExactlyOnce, false, false, null);
-
-    public static OutboundItem Publish(MqttApplicationMessage message, MqttQos qos, bool retain, bool dup, ushort packetId, uint[]? subscriptionIds) =>
-        new(false, packetId, message, qos, retain, dup, subscriptionIds);
-}
-
-/// <summary>A will waiting for its delay (5.0 §3.1.3.2.2) or for the session to end.</summary>
-internal sealed record PendingWill(WillState Will, DateTimeOffset DueAt);
-
-/// <summary>A connection's will with what is needed to publish it later: a private copy of the payload and the
-/// grants it is checked against.</summary>
-internal sealed record WillState(string ClientId, string Topic, byte[] Payload, MqttQos Qos, bool Retain, MqttProperties? Properties,
-    uint DelaySeconds, IClientGrants Grants);

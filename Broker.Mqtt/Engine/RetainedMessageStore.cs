@@ -9,22 +9,35 @@ internal sealed class RetainedMessageStore : IDisposable
 {
     private readonly ReaderWriterLockSlim _lock = new(LockRecursionPolicy.NoRecursion);
     private readonly Node _root = new(null, "");
+    private readonly RetainedUsage _usage = new();
     private int _count;
 
     public int Count => Volatile.Read(ref _count);
 
+    /// <summary>Payload bytes of every retained message.</summary>
+    public long Bytes => _usage.TotalBytes;
+
     /// <summary>Stores, replaces or (empty payload) clears the retained message of the message's topic.</summary>
-    public void Set(MqttApplicationMessage message)
+    public void Set(MqttApplicationMessage message) => TrySet(message, limits: null);
+
+    /// <summary>As <see cref="Set"/>, unless storing would exceed one of <paramref name="limits"/> (a clear never does):
+    /// then nothing changes and the name of the exceeded limit (a LimitMetrics.Limits value) is returned.</summary>
+    public string? TrySet(MqttApplicationMessage message, RetainedLimits? limits)
     {
         if (message.Payload.Length == 0)
         {
             Remove(message.Topic);
-            return;
+            return null;
         }
 
         _lock.EnterWriteLock();
         try
         {
+            var existing = Find(message.Topic)?.Message;
+            if (limits is not null && _usage.Exceeds(existing, message, _count, limits) is { } exceeded)
+            {
+                return exceeded;
+            }
             var node = _root;
             foreach (var range in message.Topic.AsSpan().Split('/'))
             {
@@ -34,7 +47,13 @@ internal sealed class RetainedMessageStore : IDisposable
             {
                 _count++;
             }
+            else
+            {
+                _usage.Remove(node.Message);
+            }
+            _usage.Add(message);
             node.Message = message;
+            return null;
         }
         finally
         {
@@ -173,6 +192,7 @@ internal sealed class RetainedMessageStore : IDisposable
             {
                 return false;
             }
+            _usage.Remove(node.Message);
             node.Message = null;
             _count--;
             while (node.Parent is { } parent && node.Message is null && (node.Children is null || node.Children.Count == 0))

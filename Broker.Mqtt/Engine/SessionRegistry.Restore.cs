@@ -56,7 +56,7 @@ internal sealed partial class SessionRegistry
                 continue;
             }
 
-            var session = new MqttSession(row.ClientId, _options.MaxQueuedMessagesPerSession);
+            var session = new MqttSession(row.ClientId, _budget);
             lock (_sessionsLock)
             {
                 if (!_sessions.TryAdd(row.ClientId, session))

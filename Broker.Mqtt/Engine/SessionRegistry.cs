@@ -24,10 +24,13 @@ internal sealed partial class SessionRegistry
     private readonly MqttMetrics _metrics;
     private readonly MessageRouter _router;
     private readonly ISessionStore? _store;
+    private readonly QueueBudget _budget;
     private int _sessionCount;
 
-    public SessionRegistry(MqttBrokerOptions options, ILogger logger, TimeProvider time, MqttMetrics metrics, MessageRouter router, ISessionStore? store)
+    public SessionRegistry(MqttBrokerOptions options, ILogger logger, TimeProvider time, MqttMetrics metrics, MessageRouter router, ISessionStore? store,
+        QueueBudget budget)
     {
+        _budget = budget;
         _metrics = metrics;
         _options = options;
         _logger = logger;
@@ -111,7 +114,7 @@ internal sealed partial class SessionRegistry
 
             if (existing is null)
             {
-                session = new MqttSession(clientId, _options.MaxQueuedMessagesPerSession);
+                session = new MqttSession(clientId, _budget);
                 _sessions.Add(clientId, session);
                 Interlocked.Increment(ref _sessionCount);
                 present = false;
@@ -323,7 +326,7 @@ internal sealed partial class SessionRegistry
                 _logger.WillDenied(will.ClientId, will.Topic);
                 continue;
             }
-            _router.Publish(will.Topic, new ReadOnlySequence<byte>(will.Payload), will.Qos, will.Retain, will.Properties, will.ClientId, out _);
+            _router.Publish(will.Topic, new ReadOnlySequence<byte>(will.Payload), will.Qos, will.Retain, will.Properties, will.ClientId, context: null, out _, out _);
             _logger.WillPublished(will.ClientId, will.Topic);
         }
     }

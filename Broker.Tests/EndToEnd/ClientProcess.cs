@@ -30,6 +30,13 @@ public sealed class ClientProcess : IDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>Stops (SIGSTOP) or resumes (SIGCONT) the client: a peer that stops reading, for flow-control tests.</summary>
+    public void Signal(bool stop)
+    {
+        using var kill = Process.Start("kill", [stop ? "-STOP" : "-CONT", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit(5000);
+    }
+
     public IReadOnlyList<string> Output => _output.ToArray();
 
     public string Errors

@@ -155,7 +155,7 @@ public abstract class EndToEndBroker : IAsyncLifetime
 /// MQTT, not about the example policies. Revocation checking is off (the test PKI has no CRL or OCSP responder).
 /// Also holds an expired and an other-CA device certificate.
 /// </summary>
-public sealed class TestPkiBroker : EndToEndBroker
+public class TestPkiBroker : EndToEndBroker
 {
     private const string Policy = """
         # End-to-end tests: test certificates (OU=tests) may use everything under e2e/.
@@ -204,12 +204,20 @@ public sealed class TestPkiBroker : EndToEndBroker
         OtherCa = WriteDevice(devices, "other-ca", _pki.OtherCa, _pki.OtherIntermediate);
         CaFile = files.Root;
         // The test PKI publishes no CRL and runs no OCSP responder: revocation is tested elsewhere (Revocation/).
-        return await TestBroker.StartAsync(files, settings: new Dictionary<string, string?>
+        var settings = new Dictionary<string, string?>
         {
             ["Policy:Directory"] = policies,
             ["Revocation:Mode"] = "none",
-        });
+        };
+        foreach (var (key, value) in ExtraSettings)
+        {
+            settings[key] = value;
+        }
+        return await TestBroker.StartAsync(files, settings: settings);
     }
+
+    /// <summary>Configuration a derived fixture adds (engine limits for flow-control tests).</summary>
+    protected virtual IReadOnlyDictionary<string, string?> ExtraSettings { get; } = new Dictionary<string, string?>();
 
     public override async Task DisposeAsync()
     {

@@ -258,11 +258,11 @@ public sealed class EngineSessionTests
         RawMqttClient.PayloadText(received).Should().Be("long");
         received.Properties!.MessageExpiryInterval.Should().Be(80u, "the forwarded interval is reduced by the time spent queued");
         server.Broker.MessagesDropped.Should().Be(1);
-        server.Logs.WithEventId(1202).Should().ContainSingle();
+        server.Logs.WithEventId(1207).Should().ContainSingle().Which.Value("Reason").Should().Be("expired");
     }
 
     [Fact]
-    public async Task OfflineQueue_Full_OldestQos0DroppedThenNewDroppedAndLogged()
+    public async Task OfflineQueue_Full_OldestQos0DroppedThenOverflowRefusedWithQuotaExceeded()
     {
         await using var server = await EngineServer.StartAsync(o => o.MaxQueuedMessagesPerSession = 3);
         var device = await server.ConnectAsync("device", cleanStart: false, sessionExpiry: 3600);
@@ -275,12 +275,12 @@ public sealed class EngineSessionTests
         await publisher.PublishAsync("q/0", "zero");
         await publisher.PublishAsync("q/1", "one", MqttQos.AtLeastOnce);
         await publisher.PublishAsync("q/2", "two", MqttQos.AtLeastOnce);
-        await publisher.PublishAsync("q/3", "three", MqttQos.AtLeastOnce);
-        await publisher.PublishAsync("q/4", "four", MqttQos.AtLeastOnce);
+        (await publisher.PublishAsync("q/3", "three", MqttQos.AtLeastOnce))!.ReasonCode.Should().Be(MqttReasonCode.Success);
+        var overflow = await publisher.PublishAsync("q/4", "four", MqttQos.AtLeastOnce);
 
+        overflow!.ReasonCode.Should().Be(MqttReasonCode.QuotaExceeded, "an overflow the broker cannot absorb is refused before acknowledging");
         server.Broker.MessagesDropped.Should().Be(2);
-        server.Logs.WithEventId(1200).Should().ContainSingle();
-        server.Logs.WithEventId(1201).Should().ContainSingle();
+        server.Logs.WithEventId(1207).Select(l => l.Value("Reason")).Should().BeEquivalentTo(["queue_full", "overflow"]);
         await using var back = await server.ConnectAsync("device", cleanStart: false, sessionExpiry: 3600);
         var payloads = new List<string>();
         for (var i = 0; i < 3; i++)

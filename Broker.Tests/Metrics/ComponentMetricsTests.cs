@@ -239,7 +239,7 @@ public sealed class ComponentMetricsTests : IAsyncLifetime
         "omnibroker_revocation_cache_misses_total", "omnibroker_crl_refreshes_total", "omnibroker_revocation_checks_total",
         "omnibroker_revocation_live_drops_total", "omnibroker_policy_reloads_total", "omnibroker_policy_version",
         "omnibroker_policy_last_reload_success", "omnibroker_client_certificates", "omnibroker_client_certificates_expiring",
-        "omnibroker_client_certificate_soonest_expiry_timestamp_seconds",
+        "omnibroker_client_certificate_soonest_expiry_timestamp_seconds", "omnibroker_admin_requests_total",
     ];
 
     private static double Delta(Exposition before, Exposition after, string name, params string[] labels) =>

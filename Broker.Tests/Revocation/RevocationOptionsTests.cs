@@ -23,6 +23,7 @@ public sealed class RevocationOptionsTests
             ["Revocation:HashAlgorithm"] = "sha1",
             ["Revocation:OcspTimeout"] = "750ms",
             ["Revocation:MonitorInterval"] = "00:00:15",
+            ["Revocation:MaxStatusAge"] = "2m",
             ["Revocation:StaleCrlGrace"] = "2h",
             ["Revocation:UseNonce"] = "false",
             ["Revocation:CrlFiles:0"] = "/etc/pki/a.crl",
@@ -40,6 +41,7 @@ public sealed class RevocationOptionsTests
         options.HashAlgorithm.Should().Be(OcspHashAlgorithm.Sha1);
         options.OcspTimeout.Should().Be(TimeSpan.FromMilliseconds(750));
         options.MonitorInterval.Should().Be(TimeSpan.FromSeconds(15));
+        options.MaxStatusAge.Should().Be(TimeSpan.FromMinutes(2));
         options.StaleCrlGrace.Should().Be(TimeSpan.FromHours(2));
         options.UseNonce.Should().BeFalse();
         options.CrlFiles.Should().Equal("/etc/pki/a.crl", "/etc/pki/b.crl");

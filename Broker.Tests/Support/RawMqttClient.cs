@@ -26,10 +26,10 @@ public sealed class RawMqttClient : IAsyncDisposable
     private readonly Task _receiveLoop;
     private ushort _nextPacketId;
 
-    private RawMqttClient(TcpClient tcp, MqttProtocolVersion version)
+    private RawMqttClient(TcpClient tcp, MqttProtocolVersion version, Stream? stream = null)
     {
         _tcp = tcp;
-        _stream = tcp.GetStream();
+        _stream = stream ?? tcp.GetStream();
         _reader = PipeReader.Create(_stream);
         Version = version;
         _receiveLoop = Task.Run(ReceiveLoopAsync);
@@ -48,6 +48,32 @@ public sealed class RawMqttClient : IAsyncDisposable
         using var cts = new CancellationTokenSource(DefaultTimeout);
         await tcp.ConnectAsync(IPAddress.Loopback, port, cts.Token);
         return new RawMqttClient(tcp, version);
+    }
+
+    /// <summary>Opens a mutual-TLS connection (a real handshake with <paramref name="certificate"/>) without sending CONNECT.</summary>
+    public static async Task<RawMqttClient> OpenTlsAsync(int port, System.Security.Cryptography.X509Certificates.X509Certificate2 trustedRoot,
+        System.Security.Cryptography.X509Certificates.X509Certificate2 certificate, IEnumerable<System.Security.Cryptography.X509Certificates.X509Certificate2> chain,
+        MqttProtocolVersion version = MqttProtocolVersion.V500)
+    {
+        var tcp = new TcpClient(AddressFamily.InterNetwork) { NoDelay = true };
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        await tcp.ConnectAsync(IPAddress.Loopback, port, cts.Token);
+        var ssl = new System.Net.Security.SslStream(tcp.GetStream(), leaveInnerStreamOpen: false);
+        await ssl.AuthenticateAsClientAsync(new System.Net.Security.SslClientAuthenticationOptions
+        {
+            TargetHost = "localhost",
+            CertificateRevocationCheckMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
+            CertificateChainPolicy = new System.Security.Cryptography.X509Certificates.X509ChainPolicy
+            {
+                TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust,
+                CustomTrustStore = { trustedRoot },
+                RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
+                DisableCertificateDownloads = true,
+            },
+            ClientCertificateContext = System.Net.Security.SslStreamCertificateContext.Create(certificate,
+                new System.Security.Cryptography.X509Certificates.X509Certificate2Collection(chain.ToArray()), offline: true),
+        }, cts.Token);
+        return new RawMqttClient(tcp, version, ssl);
     }
 
     /// <summary>Opens a connection and completes CONNECT/CONNACK, returning the CONNACK (whatever its reason code).</summary>
@@ -259,6 +285,7 @@ public sealed class RawMqttClient : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        await _stream.DisposeAsync();
         _tcp.Dispose();
         await Task.WhenAny(_receiveLoop, Task.Delay(DefaultTimeout));
         _writeLock.Dispose();
