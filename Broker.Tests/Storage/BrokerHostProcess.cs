@@ -52,7 +52,7 @@ public sealed class BrokerHostProcess : IDisposable
             WorkingDirectory = dataDirectory,
         };
         foreach (var arg in (string[])[dll, "--data-dir", dataDirectory, "--port", port.ToString(CultureInfo.InvariantCulture),
-                     "--Mqtt:Address=127.0.0.1", "--Http:Url=", "--WebSockets:Enabled=false", "--policy-dir", policyDirectory, .. extra])
+                     "--Mqtt:Address=127.0.0.1", "--Http:Url=http://127.0.0.1:0", "--WebSockets:Enabled=false", "--policy-dir", policyDirectory, .. extra])
         {
             start.ArgumentList.Add(arg);
         }
