@@ -8,6 +8,16 @@ internal static class BenchmarkProgram
 {
     public static int Main(string[] args)
     {
+        // Load tools beside the BenchmarkDotNet suites (each compares with Mosquitto in the same run).
+        switch (args.FirstOrDefault())
+        {
+            case "durable-qos1":
+                DurableQos1Load.RunAsync(args).GetAwaiter().GetResult();
+                return 0;
+            case "durable-startup":
+                DurableStartupLoad.RunAsync(args).GetAwaiter().GetResult();
+                return 0;
+        }
         if (args is ["load", .. var load])
         {
             // The publish load generator (Load/LoadGenerator.cs): scenarios beside Mosquitto, loss counted.

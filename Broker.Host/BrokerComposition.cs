@@ -4,6 +4,7 @@ using OmniBroker.Host.Configuration;
 using OmniBroker.Host.Enrollment;
 using OmniBroker.Host.Metrics;
 using OmniBroker.Host.Revocation;
+using OmniBroker.Host.Storage;
 using OmniBroker.Host.WebSockets;
 using OmniBroker.Policy;
 
@@ -22,6 +23,7 @@ internal static class BrokerComposition
         builder.Services.AddOmniBrokerMetrics(builder.Configuration);
         if (settings.PolicyDirectory is { } policyDirectory) builder.Services.AddOmniBrokerPolicy(builder.Configuration, policyDirectory);
         builder.AddOmniBrokerRevocation(settings);
+        builder.AddOmniBrokerStorage(settings);
         builder.AddOmniBrokerEst(settings); // after the policy: wraps its IMqttAuthorizer
         _ = settings;
     }

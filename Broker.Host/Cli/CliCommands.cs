@@ -23,6 +23,7 @@ public static class CliCommands
         pki.Subcommands.Add(PkiEnrollmentCommands.CreateList());
         root.Subcommands.Add(pki);
         root.Subcommands.Add(PolicyCommands.Create());
+        root.Subcommands.Add(StateCommands.Create());
         return root;
     }
 

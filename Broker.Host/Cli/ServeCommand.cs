@@ -2,6 +2,7 @@ using System.CommandLine;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using OmniBroker.Host.Configuration;
+using OmniBroker.Storage;
 
 namespace OmniBroker.Host.Cli;
 
@@ -66,6 +67,12 @@ internal static class ServeCommand
             }
             return CliCommands.ExitBadConfiguration;
         }
+        catch (StateStoreException ex)
+        {
+            // Corrupt, foreign or newer-schema state database: one line naming the file; the file is left as it was.
+            await CliCommands.Error(parseResult).WriteLineAsync($"omnibroker: {ex.Message}").ConfigureAwait(false);
+            return CliCommands.ExitFailure;
+        }
 
         await using (app.ConfigureAwait(false))
         {
@@ -87,6 +94,12 @@ internal static class ServeCommand
                 // Stop what did start (background services) so that they end as in a normal shutdown, silently.
                 await StopQuietlyAsync(app).ConfigureAwait(false);
                 await CliCommands.Error(parseResult).WriteLineAsync($"omnibroker: cannot listen: {ex.Message}").ConfigureAwait(false);
+                return CliCommands.ExitFailure;
+            }
+            catch (StateStoreException ex)
+            {
+                // Found damaged while restoring: nothing was written to it.
+                await CliCommands.Error(parseResult).WriteLineAsync($"omnibroker: {ex.Message}").ConfigureAwait(false);
                 return CliCommands.ExitFailure;
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)

@@ -86,4 +86,14 @@ internal static partial class EngineLog
 
     [LoggerMessage(1303, LogLevel.Information, "MQTT broker stopping: disconnecting {Clients} clients")]
     public static partial void ShuttingDown(this ILogger logger, int clients);
+
+    // 1470-1479: durable state (restore, store failures); 1450-1469: Broker.Storage
+    [LoggerMessage(1470, LogLevel.Information, "MQTT state restored in {ElapsedMs} ms: {Sessions} sessions, {Subscriptions} subscriptions, {Messages} queued or inflight messages, {Retained} retained messages; {Expired} sessions expired while the broker was down, {Discarded} discarded by re-authorization")]
+    public static partial void StateRestored(this ILogger logger, long elapsedMs, int sessions, int subscriptions, int messages, int retained, int expired, int discarded);
+
+    [LoggerMessage(1471, LogLevel.Warning, "Restored MQTT session {ClientId} discarded: {Reason}")]
+    public static partial void RestoredSessionDiscarded(this ILogger logger, string clientId, string reason);
+
+    [LoggerMessage(1472, LogLevel.Warning, "MQTT client {ClientId}: QoS {Qos} PUBLISH on {Topic} refused (0x97): the state store cannot write")]
+    public static partial void PublishRefusedStoreUnavailable(this ILogger logger, string clientId, MqttQos qos, string topic);
 }

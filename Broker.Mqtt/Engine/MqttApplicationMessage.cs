@@ -1,3 +1,4 @@
+using OmniBroker.Mqtt.Abstractions;
 using OmniBroker.Mqtt.Packets;
 
 namespace OmniBroker.Mqtt.Engine;
@@ -108,4 +109,23 @@ internal sealed class MqttApplicationMessage
         var remaining = Math.Ceiling((at - now).TotalSeconds);
         return remaining < 1 ? 1u : remaining > uint.MaxValue ? uint.MaxValue : (uint)remaining;
     }
+
+    private StoredMessage? _stored;
+
+    /// <summary>The persisted form, built once per message and shared by every recipient's queue row.</summary>
+    public StoredMessage ToStored() => _stored ??= new StoredMessage(Topic, Payload, (byte)Qos, Retain, PublisherClientId, ExpiresAt,
+        PayloadFormatIndicator, ContentType, ResponseTopic, CorrelationData?.ToArray(), UserProperties);
+
+    public static MqttApplicationMessage FromStored(StoredMessage stored) =>
+        new(stored.Topic, stored.Payload, (MqttQos)stored.Qos, stored.Retain)
+        {
+            PublisherClientId = stored.PublisherClientId,
+            ExpiresAt = stored.ExpiresAt,
+            PayloadFormatIndicator = stored.PayloadFormatIndicator,
+            ContentType = stored.ContentType,
+            ResponseTopic = stored.ResponseTopic,
+            CorrelationData = stored.CorrelationData,
+            UserProperties = stored.UserProperties is { Count: > 0 } user ? new List<KeyValuePair<string, string>>(user) : null,
+            _stored = stored,
+        };
 }

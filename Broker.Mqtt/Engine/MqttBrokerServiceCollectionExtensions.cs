@@ -13,7 +13,8 @@ public static class MqttBrokerServiceCollectionExtensions
 {
     /// <summary>Registers the singleton <see cref="MqttBroker"/> and <see cref="MqttConnectionHandler"/>
     /// (use it with <c>listenOptions.UseConnectionHandler&lt;MqttConnectionHandler&gt;()</c>).
-    /// The <see cref="IMqttAuthorizer"/> is taken from DI when registered, else <see cref="AllowAllAuthorizer.Instance"/>.</summary>
+    /// The <see cref="IMqttAuthorizer"/> is taken from DI when registered, else <see cref="AllowAllAuthorizer.Instance"/>;
+    /// an <see cref="ISessionStore"/> when registered makes persistent sessions durable.</summary>
     public static IServiceCollection AddMqttBroker(this IServiceCollection services, Action<MqttBrokerOptions>? configure = null)
     {
         ArgumentNullException.ThrowIfNull(services);
@@ -27,7 +28,8 @@ public static class MqttBrokerServiceCollectionExtensions
             sp.GetService<IMqttAuthorizer>() ?? AllowAllAuthorizer.Instance,
             sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance,
             sp.GetService<TimeProvider>() ?? TimeProvider.System,
-            sp.GetRequiredService<MqttMetrics>()));
+            sp.GetRequiredService<MqttMetrics>(),
+            sp.GetService<ISessionStore>()));
         services.TryAddSingleton(sp => new MqttMetrics(sp.GetService<IMeterFactory>()));
         services.AddSingleton<IPrimedMetrics>(sp => sp.GetRequiredService<MqttMetrics>());
         services.TryAddSingleton<MqttConnectionHandler>();

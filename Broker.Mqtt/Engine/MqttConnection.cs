@@ -54,6 +54,8 @@ internal sealed class MqttConnection
     private MqttProtocolVersion _refusalVersion;
     private CancellationTokenRegistration _revokedRegistration;
     private IClientIdentityFeature? _identity;
+    // PUBACK/PUBREC waiting for the store commit of their message (strict durability).
+    private readonly DurableAckQueue _acks;
     private DeliveryContext? _delivery;
     private PendingAck _pendingAck;
 
@@ -65,12 +67,14 @@ internal sealed class MqttConnection
         _logger = broker.Logger;
         _time = broker.TimeProvider;
         RemoteEndPoint = context.Features.Get<IRemoteAddressFeature>()?.RemoteEndPoint ?? context.RemoteEndPoint;
+        _acks = new DurableAckQueue(broker, this);
         _writer = new MqttConnectionWriter(this, broker, context.Transport.Output);
     }
 
     public string? ClientId { get; private set; }
     public EndPoint? RemoteEndPoint { get; }
     public X509Certificate2? Certificate => _identity?.Certificate;
+    public IReadOnlyList<X509Certificate2>? CertificateChain => _identity?.Chain;
     public MqttProtocolVersion ProtocolVersion => _version ?? MqttProtocolVersion.V311;
     public DateTimeOffset ConnectedAt { get; private set; }
     public bool IsConnected => _connected && !_closeRequested;
@@ -401,7 +405,7 @@ internal sealed class MqttConnection
         {
             // A retransmission of a QoS 2 PUBLISH we already delivered (method B below): acknowledge again, do not
             // deliver again (5.0 §4.3.3, 3.1.1 §4.3.3).
-            Send(new PubAckPacket(MqttPacketType.PubRec) { PacketId = packetId });
+            SendAck(new PubAckPacket(MqttPacketType.PubRec) { PacketId = packetId }, 0);
             return;
         }
         if (v5 && qos != MqttQos.AtMostOnce && session.InboundQos2Count >= _options.ReceiveMaximum)
@@ -446,13 +450,21 @@ internal sealed class MqttConnection
             return;
         }
 
+        if (qos != MqttQos.AtMostOnce && !_broker.CanStoreDurably)
+        {
+            // The store cannot write (disk full): refuse instead of acknowledging what cannot be kept.
+            RefuseUnstorable(topic, qos, packetId);
+            return;
+        }
+
         // Inbound QoS 2 uses method B of the spec's QoS 2 flow (3.1.1 Figure 4.3, 5.0 Figure 4.3): store the Packet
         // Identifier and deliver onwards now; PUBREL only releases the identifier. While the identifier is held a
         // retransmitted PUBLISH is acknowledged but not delivered again, which gives exactly-once delivery without
         // keeping the message itself.
         var delivery = _delivery!;
         delivery.Reset();
-        var delivered = _broker.Publish(topic, publish.Payload, qos, retain, v5 ? publish.Properties : null, ClientId, delivery, out var retainRefused);
+        var delivered = _broker.Publish(topic, publish.Payload, qos, retain, v5 ? publish.Properties : null, ClientId, delivery, out var retainRefused,
+            out var position);
         var reasonCode = !v5 ? MqttReasonCode.Success
             : retainRefused ? MqttReasonCode.QuotaExceeded // delivered, but over a retained-message limit: not retained
             : delivered == 0 ? MqttReasonCode.NoMatchingSubscribers : MqttReasonCode.Success;
@@ -464,16 +476,18 @@ internal sealed class MqttConnection
         }
         if (delivery.Held.Count > 0)
         {
-            // Acknowledged once every held subscriber has room (HoldAsync); a QoS 2 identifier is recorded now so a
-            // retransmission after a reconnect is not delivered twice.
+            // Acknowledged once every held subscriber has room (HoldAsync) and, in strict durability, once the store
+            // has committed the message; a QoS 2 identifier is recorded now so a retransmission after a reconnect is
+            // not delivered twice.
             if (qos == MqttQos.ExactlyOnce && (byte)reasonCode < 0x80)
             {
-                session.TryBeginInboundQos2(packetId);
+                session.TryBeginInboundQos2(packetId, out var qos2Position);
+                position = Math.Max(position, qos2Position);
             }
-            _pendingAck = new PendingAck(qos, packetId, reasonCode);
+            _pendingAck = new PendingAck(qos, packetId, reasonCode, position);
             return;
         }
-        Acknowledge(session, qos, packetId, reasonCode);
+        Acknowledge(session, qos, packetId, reasonCode, position);
     }
 
     /// <summary>Waits until every subscriber whose queue the last PUBLISH filled has room again, declaring slow (and
@@ -518,15 +532,15 @@ internal sealed class MqttConnection
         {
             return;
         }
-        if (ack.Qos == MqttQos.ExactlyOnce)
-        {
-            Send(new PubAckPacket(MqttPacketType.PubRec) { PacketId = ack.PacketId, ReasonCode = ack.ReasonCode });
-            return;
-        }
-        Send(new PubAckPacket(MqttPacketType.PubAck) { PacketId = ack.PacketId, ReasonCode = ack.ReasonCode });
+        // Room is there; the acknowledgement still waits for the store commit of its message (strict durability),
+        // in order behind acknowledgements already waiting for theirs.
+        var type = ack.Qos == MqttQos.ExactlyOnce ? MqttPacketType.PubRec : MqttPacketType.PubAck;
+        SendAck(new PubAckPacket(type) { PacketId = ack.PacketId, ReasonCode = ack.ReasonCode }, ack.Position);
     }
 
-    private readonly record struct PendingAck(MqttQos Qos, ushort PacketId, MqttReasonCode ReasonCode);
+    /// <summary>An acknowledgement held for subscriber room; <see cref="Position"/> is the store position it must also
+    /// wait for (0 when none).</summary>
+    private readonly record struct PendingAck(MqttQos Qos, ushort PacketId, MqttReasonCode ReasonCode, long Position);
 
     // MQTT 5.0 §4.10 request/response with the broker itself as responder: the reply is queued for this session only.
     private void HandleReserved(IReservedTopicHandler handler, PublishPacket publish, string topic, MqttSession session)
@@ -555,22 +569,44 @@ internal sealed class MqttConnection
         Acknowledge(session, publish.Qos, publish.PacketId, MqttReasonCode.Success);
     }
 
-    private void Acknowledge(MqttSession session, MqttQos qos, ushort packetId, MqttReasonCode reasonCode)
+    private void Acknowledge(MqttSession session, MqttQos qos, ushort packetId, MqttReasonCode reasonCode, long position = 0)
     {
         switch (qos)
         {
             case MqttQos.AtLeastOnce:
-                Send(new PubAckPacket(MqttPacketType.PubAck) { PacketId = packetId, ReasonCode = reasonCode });
+                SendAck(new PubAckPacket(MqttPacketType.PubAck) { PacketId = packetId, ReasonCode = reasonCode }, position);
                 break;
             case MqttQos.ExactlyOnce:
+                var held = 0L;
                 if ((byte)reasonCode < 0x80)
                 {
                     // A PUBREC with an error code ends the flow (5.0 §4.3.3): no PUBREL follows, nothing to hold.
-                    session.TryBeginInboundQos2(packetId);
+                    session.TryBeginInboundQos2(packetId, out held);
                 }
-                Send(new PubAckPacket(MqttPacketType.PubRec) { PacketId = packetId, ReasonCode = reasonCode });
+                SendAck(new PubAckPacket(MqttPacketType.PubRec) { PacketId = packetId, ReasonCode = reasonCode }, Math.Max(position, held));
                 break;
         }
+    }
+
+    /// <summary>Sends a PUBACK/PUBREC now, or once the store has committed <paramref name="position"/> (strict
+    /// durability), in order with the others.</summary>
+    private void SendAck(PubAckPacket ack, long position) => _acks.Send(ack, position);
+
+    private void RefuseUnstorable(string topic, MqttQos qos, ushort packetId)
+    {
+        _logger.PublishRefusedStoreUnavailable(ClientId!, qos, topic);
+        _broker.Metrics.MessageDropped("store_unavailable");
+        _broker.CountDropped();
+        if (_version != MqttProtocolVersion.V500)
+        {
+            RequestClose(null);
+            return;
+        }
+        SendAck(new PubAckPacket(qos == MqttQos.AtLeastOnce ? MqttPacketType.PubAck : MqttPacketType.PubRec)
+        {
+            PacketId = packetId,
+            ReasonCode = MqttReasonCode.QuotaExceeded,
+        }, 0);
     }
 
     private void HandleAck(PubAckPacket ack)

@@ -1,3 +1,4 @@
+using OmniBroker.Mqtt.Abstractions;
 using OmniBroker.Mqtt.Packets;
 
 namespace OmniBroker.Mqtt.Engine;
@@ -27,13 +28,13 @@ internal sealed partial class MqttSession
             var size = message.QueuedSize;
             if (connection is not null && !Slow)
             {
-                AddLocked(message, qos, retain, subscriptionIds, size);
+                var position = AddLocked(message, qos, retain, subscriptionIds, size);
                 var full = IsFullLocked();
                 if (full && _fullSince == 0)
                 {
                     _fullSince = _budget.Time.GetTimestamp();
                 }
-                result = new EnqueueResult(full ? EnqueueOutcome.QueuedFull : EnqueueOutcome.Queued, null);
+                result = new EnqueueResult(full ? EnqueueOutcome.QueuedFull : EnqueueOutcome.Queued, null, Position: position);
             }
             else if (qos == MqttQos.AtMostOnce)
             {
@@ -50,10 +51,10 @@ internal sealed partial class MqttSession
                     }
                     dropped = DropOldestQos0Locked();
                 }
-                AddLocked(message, qos, retain, subscriptionIds, size);
+                var position = AddLocked(message, qos, retain, subscriptionIds, size);
                 result = dropped is null
-                    ? new EnqueueResult(EnqueueOutcome.Queued, null)
-                    : new EnqueueResult(EnqueueOutcome.DroppedOldest, dropped, Diagnostics.MqttMetrics.DropReasons.QueueFull);
+                    ? new EnqueueResult(EnqueueOutcome.Queued, null, Position: position)
+                    : new EnqueueResult(EnqueueOutcome.DroppedOldest, dropped, Diagnostics.MqttMetrics.DropReasons.QueueFull, position);
             }
             else
             {
@@ -69,10 +70,10 @@ internal sealed partial class MqttSession
                 {
                     return new EnqueueResult(EnqueueOutcome.DroppedNew, message, Diagnostics.MqttMetrics.DropReasons.Overflow);
                 }
-                AddLocked(message, qos, retain, subscriptionIds, size);
+                var position = AddLocked(message, qos, retain, subscriptionIds, size);
                 result = dropped is null
-                    ? new EnqueueResult(EnqueueOutcome.Queued, null)
-                    : new EnqueueResult(EnqueueOutcome.DroppedOldest, dropped, Diagnostics.MqttMetrics.DropReasons.QueueFull);
+                    ? new EnqueueResult(EnqueueOutcome.Queued, null, Position: position)
+                    : new EnqueueResult(EnqueueOutcome.DroppedOldest, dropped, Diagnostics.MqttMetrics.DropReasons.QueueFull, position);
             }
         }
 
@@ -148,11 +149,17 @@ internal sealed partial class MqttSession
         }
     }
 
-    private void AddLocked(MqttApplicationMessage message, MqttQos qos, bool retain, uint[]? subscriptionIds, int size)
+    /// <summary>Returns the store position of the MessageQueued row (QoS 1/2 of a persistent session), 0 otherwise.</summary>
+    private long AddLocked(MqttApplicationMessage message, MqttQos qos, bool retain, uint[]? subscriptionIds, int size)
     {
-        (qos == MqttQos.AtMostOnce ? _qos0 : _qos12).Enqueue(new QueuedMessage(message, qos, retain, subscriptionIds, ++_sequence));
+        var item = new QueuedMessage(message, qos, retain, subscriptionIds, ++_sequence);
+        (qos == MqttQos.AtMostOnce ? _qos0 : _qos12).Enqueue(item);
         _queuedBytes += size;
         _budget.Add(1, size);
+        // Appended under Sync: the writer's later state change of this row cannot overtake it.
+        return qos != MqttQos.AtMostOnce && _store is { } store
+            ? store.Append(new MessageQueued(ClientId, item.Sequence, message.ToStored(), (byte)qos, retain, subscriptionIds))
+            : 0;
     }
 
     private MqttApplicationMessage DropOldestQos0Locked()

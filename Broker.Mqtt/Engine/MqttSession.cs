@@ -29,6 +29,7 @@ internal sealed partial class MqttSession
     private long _fullSince;
     private ushort _lastPacketId;
     private volatile IClientGrants? _grants;
+    private ISessionStore? _store;
     private MqttConnection? _connection;
     private TaskCompletionSource? _roomWaiter;
 
@@ -98,6 +99,10 @@ internal sealed partial class MqttSession
         set => _grants = value;
     }
 
+    /// <summary>Where the session's changes are written while it is persistent (Session Expiry Interval &gt; 0 and a
+    /// store configured); null otherwise. Guarded by <see cref="Sync"/>.</summary>
+    public ISessionStore? Store => _store;
+
     /// <summary>Subscriptions by the filter the client sent. Guarded by <see cref="Sync"/>.</summary>
     public Dictionary<string, Subscription> Subscriptions { get; } = new(StringComparer.Ordinal);
 
@@ -158,7 +163,7 @@ internal sealed partial class MqttSession
                     break;
                 }
                 _retained.Dequeue();
-                AddToBatchLocked(batch, item, now, grants, ref drops);
+                AddToBatchLocked(batch, item, now, grants, ref drops, persisted: false);
             }
 
             var taken = 0;
@@ -185,7 +190,7 @@ internal sealed partial class MqttSession
                 var item = (useQos0 ? _qos0 : _qos12).Dequeue();
                 taken++;
                 takenBytes += item.Message.QueuedSize;
-                AddToBatchLocked(batch, item, now, grants, ref drops);
+                AddToBatchLocked(batch, item, now, grants, ref drops, persisted: true);
             }
 
             if (taken > 0)
@@ -204,16 +209,27 @@ internal sealed partial class MqttSession
         }
     }
 
-    private void AddToBatchLocked(List<OutboundItem> batch, in QueuedMessage item, DateTimeOffset now, IClientGrants grants, ref DropCounts drops)
+    /// <summary><paramref name="persisted"/>: the item has a MessageQueued row in the store (a queued QoS 1/2 message);
+    /// a retained message streamed after SUBSCRIBE gets its row only when it enters the inflight window.</summary>
+    private void AddToBatchLocked(List<OutboundItem> batch, in QueuedMessage item, DateTimeOffset now, IClientGrants grants, ref DropCounts drops,
+        bool persisted)
     {
         if (item.Message.IsExpired(now))
         {
             drops.Expired++;
+            if (persisted)
+            {
+                Forget(item.Qos, item.Sequence);
+            }
             return;
         }
         if (!item.Message.IsDirectReply && !grants.CanReceive(item.Message.Topic))
         {
             drops.Denied++;
+            if (persisted)
+            {
+                Forget(item.Qos, item.Sequence);
+            }
             return;
         }
 
@@ -225,6 +241,15 @@ internal sealed partial class MqttSession
 
         var packetId = AllocatePacketId();
         _inflight.Add(packetId, new InflightMessage(packetId, item.Message, item.Qos, item.Retain, item.SubscriptionIds, item.Sequence));
+        if (_store is { } store)
+        {
+            if (!persisted)
+            {
+                store.Append(new MessageQueued(ClientId, item.Sequence, item.Message.ToStored(), (byte)item.Qos, item.Retain, item.SubscriptionIds));
+            }
+            store.Append(new MessageStateChanged(ClientId, item.Sequence,
+                item.Qos == MqttQos.AtLeastOnce ? StoredMessageState.AwaitingPubAck : StoredMessageState.AwaitingPubRec, packetId));
+        }
         batch.Add(OutboundItem.Publish(item.Message, item.Qos, item.Retain, dup: false, packetId, item.SubscriptionIds));
     }
 
@@ -234,7 +259,10 @@ internal sealed partial class MqttSession
     {
         lock (Sync)
         {
-            _inflight.Remove(packetId);
+            if (_inflight.Remove(packetId, out var entry))
+            {
+                Forget(entry.Qos, entry.Sequence);
+            }
         }
     }
 
@@ -246,6 +274,7 @@ internal sealed partial class MqttSession
             if (_inflight.TryGetValue(packetId, out var entry) && entry.Qos == MqttQos.AtLeastOnce)
             {
                 _inflight.Remove(packetId);
+                Forget(entry.Qos, entry.Sequence);
                 return true;
             }
             return false;
@@ -265,7 +294,12 @@ internal sealed partial class MqttSession
             if ((byte)reasonCode >= 0x80)
             {
                 _inflight.Remove(packetId);
+                Forget(entry.Qos, entry.Sequence);
                 return PubRecOutcome.Refused;
+            }
+            if (entry.State != InflightState.AwaitingPubComp)
+            {
+                _store?.Append(new MessageStateChanged(ClientId, entry.Sequence, StoredMessageState.AwaitingPubComp, packetId));
             }
             entry.State = InflightState.AwaitingPubComp;
             entry.Message = null;
@@ -281,47 +315,10 @@ internal sealed partial class MqttSession
             if (_inflight.TryGetValue(packetId, out var entry) && entry.State == InflightState.AwaitingPubComp)
             {
                 _inflight.Remove(packetId);
+                Forget(entry.Qos, entry.Sequence);
                 return true;
             }
             return false;
-        }
-    }
-
-    /// <summary>Inbound QoS 2 PUBLISH: records the packet identifier until PUBREL. False when it is already held,
-    /// i.e. the PUBLISH is a retransmission that must not be delivered again.</summary>
-    public bool TryBeginInboundQos2(ushort packetId)
-    {
-        lock (Sync)
-        {
-            return _inboundQos2.Add(packetId);
-        }
-    }
-
-    public bool IsInboundQos2Pending(ushort packetId)
-    {
-        lock (Sync)
-        {
-            return _inboundQos2.Contains(packetId);
-        }
-    }
-
-    /// <summary>PUBREL: releases the packet identifier. False when it was unknown.</summary>
-    public bool CompleteInboundQos2(ushort packetId)
-    {
-        lock (Sync)
-        {
-            return _inboundQos2.Remove(packetId);
-        }
-    }
-
-    public int InboundQos2Count
-    {
-        get
-        {
-            lock (Sync)
-            {
-                return _inboundQos2.Count;
-            }
         }
     }
 
@@ -368,6 +365,8 @@ internal sealed partial class MqttSession
         Connection = null;
         return (qos12, qos0);
     }
+
+    public ushort LastPacketId => _lastPacketId;
 
     private ushort AllocatePacketId()
     {

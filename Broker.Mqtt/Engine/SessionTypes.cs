@@ -17,7 +17,8 @@ internal enum EnqueueOutcome
     SessionEnded,
 }
 
-internal readonly record struct EnqueueResult(EnqueueOutcome Outcome, MqttApplicationMessage? Dropped, string? Reason = null);
+/// <summary><see cref="Position"/>: the store position of the queued row, 0 when nothing was written.</summary>
+internal readonly record struct EnqueueResult(EnqueueOutcome Outcome, MqttApplicationMessage? Dropped, string? Reason = null, long Position = 0);
 
 /// <summary>A subscriber declared slow: what was dropped and which connection to apply the policy to.</summary>
 internal readonly record struct SlowDeclaration(bool Declared, int DroppedQos0, MqttConnection? Connection);

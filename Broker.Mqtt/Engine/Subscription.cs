@@ -1,3 +1,4 @@
+using OmniBroker.Mqtt.Abstractions;
 using OmniBroker.Mqtt.Codec;
 using OmniBroker.Mqtt.Packets;
 
@@ -41,6 +42,13 @@ internal sealed class Subscription
     public uint SubscriptionId { get; }
 
     public bool IsShared => ShareGroup is not null;
+
+    public StoredSubscription ToStored() => new(Filter, (byte)Options.MaximumQos, Options.NoLocal, Options.RetainAsPublished,
+        (byte)Options.RetainHandling, SubscriptionId);
+
+    public static Subscription FromStored(MqttSession session, StoredSubscription stored) => new(session, stored.Filter,
+        new SubscriptionOptions((MqttQos)stored.MaximumQos, stored.NoLocal, stored.RetainAsPublished, (MqttRetainHandling)stored.RetainHandling),
+        stored.SubscriptionId);
 }
 
 internal static class TopicFilters

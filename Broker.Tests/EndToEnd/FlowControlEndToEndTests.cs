@@ -15,8 +15,8 @@ public sealed class SmallQueueBroker : TestPkiBroker
         ["Mqtt:MaxQueuedMessagesPerSession"] = "50",
         ["Mqtt:SlowSubscriberTimeout"] = "00:02:00",
         ["Mqtt:LogAggregationInterval"] = "00:01:00",
-        // One publisher retains 10,000 messages in RetainedMessages_TenThousand_AllArrive: above the default
-        // per-client retained limit (1,000), which has its own tests.
+        // RetainedMessages_TenThousand_AllArrive retains 10 000 messages from one client: above the default per-client
+        // retained limit (1000, issue 9), which is tested on its own in OperatorLimitsTests.
         ["Mqtt:MaxRetainedMessagesPerClient"] = "0",
     };
 }

@@ -46,7 +46,7 @@ public sealed class PolicyEndToEndTests(DevelopmentPkiBroker broker) : IClassFix
         var acks = result["publisher"]!["acks"]!.AsArray().Select(a => (int?)a).ToArray();
         // 3.1.1 has no negative PUBACK: the broker acknowledges and drops the message.
         acks.Should().Equal(version == "5" ? [NotAuthorizedV5, 0] : [0, 0]);
-        // Denials are logged aggregated (event 1106: at most one line per client and reason per interval).
+        // Denials are logged aggregated per client (1106, AggregatedLog): the first one at once, the rest per interval.
         await broker.Broker.Logs.WaitForAsync(e => e.EventId.Id == 1106 && e.Value("ClientId") == "sensor-001"
             && e.Value("Reason") == "publish_denied" && e.Value("Topic") == "devices/sensor-002/telemetry");
     }

@@ -31,9 +31,10 @@ internal sealed class EngineServer : IAsyncDisposable
 
     public MqttBroker Broker => _app.Services.GetRequiredService<MqttBroker>();
 
+    /// <param name="store">when set, persistent sessions are durable in it (the caller disposes it).</param>
     /// <param name="identity">when set, every connection gets this identity feature (as the TLS middleware would).</param>
     public static async Task<EngineServer> StartAsync(Action<MqttBrokerOptions>? configure = null, IMqttAuthorizer? authorizer = null,
-        TimeProvider? timeProvider = null, Func<IClientIdentityFeature>? identity = null)
+        TimeProvider? timeProvider = null, Func<IClientIdentityFeature>? identity = null, OmniBroker.Mqtt.Abstractions.ISessionStore? store = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         var logs = new CapturingLoggerProvider();
@@ -43,6 +44,10 @@ internal sealed class EngineServer : IAsyncDisposable
         if (authorizer is not null)
         {
             builder.Services.AddSingleton(authorizer);
+        }
+        if (store is not null)
+        {
+            builder.Services.AddSingleton(store);
         }
         if (timeProvider is not null)
         {

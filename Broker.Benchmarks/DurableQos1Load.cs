@@ -1,0 +1,225 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Text;
+using OmniBroker.Benchmarks.Support;
+
+namespace OmniBroker.Benchmarks;
+
+/// <summary>
+/// QoS 1, one publisher to one persistent subscriber, over mutual TLS (MQTT 3.1.1, development PKI, 64-byte payloads):
+/// omnibroker with the SQLite store (strict: PUBACK after the commit; relaxed; memory) beside Mosquitto with
+/// <c>persistence true</c>, each as its own process, in one run. The subscriber connects with Clean Session 0 (so its
+/// queue is persistent in both brokers) and acknowledges every message; the publisher keeps <c>window</c> PUBLISH
+/// unacknowledged. Rate = messages / (first PUBLISH .. last delivery); lost = PUBACKed but never delivered.
+///   dotnet run -c Release --project Broker.Benchmarks -- durable-qos1 [messages] [window]
+/// </summary>
+internal static class DurableQos1Load
+{
+    private const string Topic = "devices/sensor-001/telemetry";
+
+    public static async Task RunAsync(string[] args)
+    {
+        var messages = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 20_000;
+        var window = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 32;
+        Console.WriteLine($"QoS 1 1->1, {messages} messages of 64 bytes, publisher window {window}, persistent subscriber");
+        Console.WriteLine("| broker | msg/s | PUBACKed | delivered | lost |");
+        Console.WriteLine("|---|---:|---:|---:|---:|");
+        (string Name, BrokerTarget Target, string[] Omni, string[] Mosquitto)[] cases =
+        [
+            ("omnibroker, Storage:Durability=strict (default; Synchronous=normal)", BrokerTarget.OmniBrokerNoRevocation, [], []),
+            ("omnibroker, strict, Storage:Synchronous=full (fsync per group commit)", BrokerTarget.OmniBrokerNoRevocation, ["--Storage:Synchronous=full"], []),
+            ("omnibroker, Storage:Durability=relaxed", BrokerTarget.OmniBrokerNoRevocation, ["--Storage:Durability=relaxed"], []),
+            ("omnibroker, Storage:Mode=memory", BrokerTarget.OmniBrokerNoRevocation, ["--Storage:Mode=memory"], []),
+            ("Mosquitto 2, persistence true", BrokerTarget.Mosquitto, [], ["persistence true", "max_inflight_messages 32", "max_queued_messages 1000000"]),
+        ];
+        foreach (var (name, target, omni, mosquitto) in cases)
+        {
+            if (target == BrokerTarget.Mosquitto && !BrokerProcess.MosquittoInstalled)
+            {
+                Console.WriteLine($"| {name} | (not installed) | | | |");
+                continue;
+            }
+            var mosquittoData = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "omnibroker-bench-mosquitto-" + Guid.NewGuid().ToString("N")[..8])).FullName;
+            using var broker = BrokerFixture.Start(target, omni, [.. mosquitto, "persistence_location " + mosquittoData + "/"]);
+            var result = await MeasureAsync(broker, messages, window);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {name} | {result.Rate:F0} | {result.Acked} | {result.Delivered} | {result.Acked - Math.Min(result.Acked, result.Delivered)} |"));
+        }
+    }
+
+    private static async Task<(double Rate, int Acked, int Delivered)> MeasureAsync(BrokerFixture broker, int messages, int window)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        await using var subscriber = await ConnectAsync(broker, "backend-telemetry", "backend-telemetry", cleanSession: false, timeout.Token);
+        await WriteSubscribeAsync(subscriber, "devices/+/telemetry", timeout.Token);
+        await ReadPacketAsync(subscriber, new byte[64 * 1024], timeout.Token); // SUBACK
+        await using var publisher = await ConnectAsync(broker, "sensor-001", "sensor-001", cleanSession: true, timeout.Token);
+
+        var delivered = new HashSet<ushort>();
+        var deliveredCount = 0;
+        var allDelivered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var clock = Stopwatch.StartNew();
+        long lastDelivery = 0;
+        var reader = Task.Run(async () =>
+        {
+            var buffer = new byte[256 * 1024];
+            var acks = new List<byte>();
+            var filled = 0;
+            while (!timeout.IsCancellationRequested && deliveredCount < messages)
+            {
+                var read = await subscriber.ReadAsync(buffer.AsMemory(filled), timeout.Token);
+                if (read == 0)
+                {
+                    break;
+                }
+                filled += read;
+                var offset = 0;
+                while (TryPacket(buffer.AsSpan(offset, filled - offset), out var type, out var body, out var length))
+                {
+                    if (type >> 4 == 3)
+                    {
+                        var packet = buffer.AsSpan(offset + body);
+                        var topicLength = BinaryPrimitives.ReadUInt16BigEndian(packet);
+                        var packetId = BinaryPrimitives.ReadUInt16BigEndian(packet[(2 + topicLength)..]);
+                        acks.AddRange([0x40, 0x02, (byte)(packetId >> 8), (byte)packetId]);
+                        deliveredCount++;
+                    }
+                    offset += length;
+                }
+                Buffer.BlockCopy(buffer, offset, buffer, 0, filled - offset);
+                filled -= offset;
+                if (acks.Count > 0)
+                {
+                    await subscriber.WriteAsync(acks.ToArray(), timeout.Token);
+                    acks.Clear();
+                }
+                lastDelivery = clock.ElapsedTicks;
+            }
+            allDelivered.TrySetResult();
+        });
+
+        var acked = 0;
+        var permits = new SemaphoreSlim(window, window);
+        var ackReader = Task.Run(async () =>
+        {
+            var buffer = new byte[64 * 1024];
+            var filled = 0;
+            while (acked < messages && !timeout.IsCancellationRequested)
+            {
+                var read = await publisher.ReadAsync(buffer.AsMemory(filled), timeout.Token);
+                if (read == 0)
+                {
+                    break;
+                }
+                filled += read;
+                var offset = 0;
+                while (TryPacket(buffer.AsSpan(offset, filled - offset), out var type, out _, out var length))
+                {
+                    if (type >> 4 == 4)
+                    {
+                        acked++;
+                        permits.Release();
+                    }
+                    offset += length;
+                }
+                Buffer.BlockCopy(buffer, offset, buffer, 0, filled - offset);
+                filled -= offset;
+            }
+        });
+
+        var payload = new byte[64];
+        clock.Restart();
+        for (var i = 0; i < messages; i++)
+        {
+            await permits.WaitAsync(timeout.Token);
+            await publisher.WriteAsync(EncodePublishQos1(Topic, payload, (ushort)(i % 65535 + 1)), timeout.Token);
+        }
+        await ackReader;
+        await Task.WhenAny(allDelivered.Task, Task.Delay(TimeSpan.FromSeconds(30)));
+        var seconds = (double)lastDelivery / Stopwatch.Frequency;
+        return (messages / seconds, acked, deliveredCount);
+    }
+
+    private static bool TryPacket(ReadOnlySpan<byte> data, out byte type, out int bodyOffset, out int length)
+    {
+        type = 0;
+        bodyOffset = 0;
+        length = 0;
+        if (data.Length < 2)
+        {
+            return false;
+        }
+        int remaining = 0, multiplier = 1, i = 1;
+        while (true)
+        {
+            if (i >= data.Length)
+            {
+                return false;
+            }
+            var b = data[i++];
+            remaining += (b & 0x7F) * multiplier;
+            multiplier *= 128;
+            if ((b & 0x80) == 0)
+            {
+                break;
+            }
+        }
+        if (data.Length < i + remaining)
+        {
+            return false;
+        }
+        type = data[0];
+        bodyOffset = i;
+        length = i + remaining;
+        return true;
+    }
+
+    private static async Task<SslStream> ConnectAsync(BrokerFixture broker, string device, string clientId, bool cleanSession, CancellationToken token)
+    {
+        var socket = new Socket(broker.EndPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        await socket.ConnectAsync(broker.EndPoint, token);
+        var stream = new SslStream(new NetworkStream(socket, ownsSocket: true));
+        await stream.AuthenticateAsClientAsync(broker.Credentials(device).Options, token);
+        var id = Encoding.UTF8.GetBytes(clientId);
+        var connect = new List<byte> { 0x10, (byte)(12 + id.Length), 0x00, 0x04, (byte)'M', (byte)'Q', (byte)'T', (byte)'T', 0x04,
+            (byte)(cleanSession ? 0x02 : 0x00), 0x00, 0x3C, (byte)(id.Length >> 8), (byte)id.Length };
+        connect.AddRange(id);
+        await stream.WriteAsync(connect.ToArray(), token);
+        var connack = new byte[4];
+        await stream.ReadExactlyAsync(connack, token);
+        if (connack[0] != 0x20 || connack[3] != 0)
+        {
+            throw new InvalidOperationException($"CONNECT {clientId} refused: {Convert.ToHexString(connack)}");
+        }
+        return stream;
+    }
+
+    private static async Task WriteSubscribeAsync(SslStream stream, string filter, CancellationToken token)
+    {
+        var f = Encoding.UTF8.GetBytes(filter);
+        var packet = new List<byte> { 0x82, (byte)(5 + f.Length), 0x00, 0x01, (byte)(f.Length >> 8), (byte)f.Length };
+        packet.AddRange(f);
+        packet.Add(1);
+        await stream.WriteAsync(packet.ToArray(), token);
+    }
+
+    private static async Task ReadPacketAsync(SslStream stream, byte[] buffer, CancellationToken token) =>
+        await stream.ReadAtLeastAsync(buffer.AsMemory(0, 5), 5, throwOnEndOfStream: true, token);
+
+    private static byte[] EncodePublishQos1(string topic, ReadOnlySpan<byte> payload, ushort packetId)
+    {
+        var t = Encoding.UTF8.GetBytes(topic);
+        var remaining = 2 + t.Length + 2 + payload.Length;
+        var packet = new byte[2 + remaining];
+        packet[0] = 0x32;
+        packet[1] = (byte)remaining;
+        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(2), (ushort)t.Length);
+        t.CopyTo(packet.AsSpan(4));
+        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(4 + t.Length), packetId);
+        payload.CopyTo(packet.AsSpan(6 + t.Length));
+        return packet;
+    }
+}

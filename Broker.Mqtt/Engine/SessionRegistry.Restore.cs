@@ -1,0 +1,148 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.Extensions.Logging;
+using OmniBroker.Mqtt.Abstractions;
+using OmniBroker.Mqtt.Packets;
+
+namespace OmniBroker.Mqtt.Engine;
+
+/// <summary>Start-up restore: persisted sessions come back offline, re-authorized against the current policy and
+/// revocation state, with the time the broker was down counted against their expiry.</summary>
+internal sealed partial class SessionRegistry
+{
+    public async Task RestoreAsync(StoredState state, IMqttAuthorizer authorizer, IRestoredIdentityValidator? validator,
+        CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        var now = _time.GetUtcNow();
+        // Sessions connected when the broker stopped were disconnected then, as far as their expiry is concerned.
+        var stoppedAt = state.LastAlive ?? now;
+        int restored = 0, subscriptions = 0, messages = 0, retained = 0, expired = 0, discarded = 0;
+
+        foreach (var message in state.Retained)
+        {
+            if (message.ExpiresAt is { } at && at <= now)
+            {
+                _store?.Append(new RetainedDeleted(message.Topic));
+                continue;
+            }
+            _router.RestoreRetained(message);
+            retained++;
+        }
+
+        foreach (var stored in state.Sessions)
+        {
+            var row = stored.Session;
+            var expiresAt = row.ExpiresAt ?? stoppedAt.AddSeconds(row.ExpiryInterval);
+            if (row.ExpiryInterval == 0 || expiresAt <= now)
+            {
+                // Expired while the broker was down: gone, and its will (the session ended) is due.
+                _logger.SessionExpired(row.ClientId);
+                _store?.Append(new SessionDeleted(row.ClientId));
+                expired++;
+                if (stored.Will is { } will && await AuthorizeAsync(row, authorizer, validator, cancellationToken).ConfigureAwait(false) is { } willGrants)
+                {
+                    PublishWills([WillStates.FromStored(row.ClientId, will, willGrants, now).Will]);
+                }
+                continue;
+            }
+
+            var grants = await AuthorizeAsync(row, authorizer, validator, cancellationToken).ConfigureAwait(false);
+            if (grants is null)
+            {
+                _store?.Append(new SessionDeleted(row.ClientId));
+                discarded++;
+                continue;
+            }
+
+            var session = new MqttSession(row.ClientId, _budget);
+            lock (_sessionsLock)
+            {
+                if (!_sessions.TryAdd(row.ClientId, session))
+                {
+                    continue;
+                }
+                Interlocked.Increment(ref _sessionCount);
+                lock (session.Sync)
+                {
+                    session.ExpiryInterval = row.ExpiryInterval;
+                    session.ExpiresAt = expiresAt;
+                    session.Grants = grants;
+                    session.Identity = SessionIdentity.FromStored(row);
+                    foreach (var subscription in stored.Subscriptions)
+                    {
+                        var restoredSubscription = Subscription.FromStored(session, subscription);
+                        if (!grants.CanSubscribe(restoredSubscription.TopicFilter))
+                        {
+                            // The right was lost while the broker was down.
+                            _logger.SubscriptionRevoked(row.ClientId, subscription.Filter);
+                            _store?.Append(new SubscriptionDeleted(row.ClientId, subscription.Filter));
+                            continue;
+                        }
+                        session.Subscriptions[restoredSubscription.Filter] = restoredSubscription;
+                        _router.Subscriptions.Add(restoredSubscription);
+                        subscriptions++;
+                    }
+                    if (stored.Will is { } will)
+                    {
+                        session.DelayedWill = WillStates.FromStored(row.ClientId, will, grants, stoppedAt);
+                    }
+                    // Rows are already stored: attach the store without writing them again.
+                    session.AttachRestoredStoreLocked(_store);
+                    if (row.ExpiresAt is null)
+                    {
+                        _store?.Append(new SessionSaved(session.ToStoredLocked()));
+                    }
+                }
+                messages += session.Restore(stored);
+                _offline.Add(session);
+            }
+            restored++;
+        }
+
+        // Wills that fell due while the broker was down are published now, before the first connection.
+        RunMaintenance();
+        _logger.StateRestored(clock.ElapsedMilliseconds, restored, subscriptions, messages, retained, expired, discarded);
+    }
+
+    /// <summary>The grants of a restored session under the current policy, or null (logged) when it lost the right to
+    /// connect or its certificate is no longer valid (revoked, expired).</summary>
+    private async ValueTask<IClientGrants?> AuthorizeAsync(StoredSession row, IMqttAuthorizer authorizer, IRestoredIdentityValidator? validator,
+        CancellationToken cancellationToken)
+    {
+        X509Certificate2[] chain = [];
+        if (row.CertificateChainPem is { } pem)
+        {
+            try
+            {
+                var collection = new X509Certificate2Collection();
+                collection.ImportFromPem(pem);
+                chain = [.. collection];
+            }
+            catch (CryptographicException ex)
+            {
+                _logger.RestoredSessionDiscarded(row.ClientId, $"stored certificate unreadable: {ex.Message}");
+                return null;
+            }
+        }
+        if (validator is not null && chain.Length > 0)
+        {
+            var problem = await validator.ValidateAsync(chain, cancellationToken).ConfigureAwait(false);
+            if (problem is not null)
+            {
+                _logger.RestoredSessionDiscarded(row.ClientId, problem);
+                return null;
+            }
+        }
+
+        var info = new MqttClientInfo(row.ClientId, (MqttProtocolVersion)row.ProtocolVersion, chain.Length > 0 ? chain[0] : null, null, row.UserName);
+        var decision = authorizer.AuthorizeConnect(info);
+        if (!decision.Allowed || decision.Grants is null)
+        {
+            _logger.RestoredSessionDiscarded(row.ClientId, $"not authorized by the current policy: {decision.Reason}");
+            return null;
+        }
+        return decision.Grants;
+    }
+}
