@@ -42,13 +42,7 @@ internal static partial class EngineLog
     [LoggerMessage(1040, LogLevel.Information, "MQTT connection from {RemoteEndPoint} (client {ClientId}) left a packet incomplete for {Timeout}, closing")]
     public static partial void IncompletePacketTimeout(this ILogger logger, EndPoint? remoteEndPoint, string? clientId, TimeSpan timeout);
 
-    // 1100-1199: authorization
-    [LoggerMessage(1100, LogLevel.Information, "MQTT client {ClientId} may not publish to {Topic} (QoS {Qos}, retain {Retain}); message dropped")]
-    public static partial void PublishDenied(this ILogger logger, string clientId, string topic, MqttQos qos, bool retain);
-
-    [LoggerMessage(1101, LogLevel.Information, "MQTT client {ClientId} may not subscribe to {Filter}")]
-    public static partial void SubscribeDenied(this ILogger logger, string clientId, string filter);
-
+    // 1100-1199: authorization (1100 and 1101 were per-request denial lines, replaced by the aggregated 1106)
     [LoggerMessage(1102, LogLevel.Warning, "MQTT client {ClientId} lost its subscription {Filter} after a policy change")]
     public static partial void SubscriptionRevoked(this ILogger logger, string clientId, string filter);
 
