@@ -70,6 +70,9 @@ internal sealed class ClientCertificateAuthenticator
     /// <summary>Called by <see cref="HandshakeTrackingMiddleware"/> when the connection ends: a connection that
     /// never reached a decision either never finished the handshake in time (timeout: idle or stalled peers, the
     /// handshake timeout, the slot queue) or failed in TLS itself (protocol mismatch, client gave up).</summary>
+    /// <summary>How much earlier than the stopwatch a timer-driven handshake timeout may fire.</summary>
+    private static readonly TimeSpan s_timerSlack = TimeSpan.FromMilliseconds(50);
+
     internal void EndConnection(ConnectionContext connection, HandshakeState state, TimeSpan handshakeTimeout)
     {
         if (!state.TryDecide())
@@ -80,9 +83,10 @@ internal sealed class ClientCertificateAuthenticator
         {
             Refuse(connection, state, CertificateFailureReason.Timeout, null, detail, exception: null, LogLevel.Information);
         }
-        else if (_time.GetElapsedTime(state.StartTimestamp) >= handshakeTimeout)
+        else if (_time.GetElapsedTime(state.StartTimestamp) >= handshakeTimeout - s_timerSlack)
         {
-            // Kestrel's handshake timer starts after StartTimestamp, so its timeouts always land here.
+            // Kestrel's handshake timer starts after StartTimestamp, so its timeouts land here; its timer runs on the
+            // millisecond tick count, which can end a little before the stopwatch says the timeout has passed.
             Refuse(connection, state, CertificateFailureReason.Timeout, null,
                 $"TLS handshake not finished within {handshakeTimeout}", exception: null, LogLevel.Information);
         }
