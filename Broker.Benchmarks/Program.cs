@@ -23,6 +23,11 @@ internal static class BenchmarkProgram
             // The publish load generator (Load/LoadGenerator.cs): scenarios beside Mosquitto, loss counted.
             return Load.LoadGenerator.RunAsync(load).GetAwaiter().GetResult();
         }
+        if (args is [ConnectionLoad.Command, .. var connection])
+        {
+            // Handshake CPU, idle memory and reconnect storm beside Mosquitto (issue 13).
+            return ConnectionLoad.RunAsync(connection).GetAwaiter().GetResult();
+        }
         if (args is ["est-burst", .. var rest])
         {
             // A load tool, not a BenchmarkDotNet benchmark: one burst of EST enrollments (docs/benchmarks.md).
