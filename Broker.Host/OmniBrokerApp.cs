@@ -302,6 +302,7 @@ public static class OmniBrokerApp
         ServerCertificate = server,
         ServerCertificateChain = chain,
         AllowTlsResume = settings.AllowTlsResume,
+        OpenSslTuning = settings.OpenSslTuning,
         HandshakeTimeout = settings.HandshakeTimeout,
         EnabledProtocols = settings.TlsProtocols,
         MaxConcurrentHandshakes = settings.MaxConcurrentHandshakes,

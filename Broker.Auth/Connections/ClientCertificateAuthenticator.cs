@@ -106,7 +106,9 @@ internal sealed class ClientCertificateAuthenticator
             ServerCertificateContext = serverCertificate,
             ClientCertificateRequired = true,
             EnabledSslProtocols = options.EnabledProtocols,
-            AllowTlsResume = options.AllowTlsResume,
+            // With OpenSslServerTuning, "true" only makes .NET reuse one SSL_CTX for every connection: the callback below
+            // turns tickets and the session cache off unless resumption was asked for.
+            AllowTlsResume = options.AllowTlsResume || (options.OpenSslTuning && OpenSslServerTuning.IsAvailable),
             CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
             // SslStream builds a chain before calling back: make that build harmless (no AIA fetch of attacker-chosen URLs,
             // no system trust). Its ExtraStore then holds exactly the certificates the client sent.
@@ -116,7 +118,14 @@ internal sealed class ClientCertificateAuthenticator
                 RevocationMode = X509RevocationMode.NoCheck,
                 DisableCertificateDownloads = true,
             },
-            RemoteCertificateValidationCallback = (_, certificate, chain, _) => OnRemoteCertificate(connection, state, certificate, chain),
+            RemoteCertificateValidationCallback = (sender, certificate, chain, _) =>
+            {
+                if (options.OpenSslTuning && sender is SslStream stream)
+                {
+                    OpenSslServerTuning.Apply(stream, options.AllowTlsResume);
+                }
+                return OnRemoteCertificate(connection, state, certificate, chain);
+            },
         };
     }
 

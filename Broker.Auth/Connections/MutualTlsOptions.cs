@@ -18,6 +18,11 @@ public sealed class MutualTlsOptions
     /// client certificate check, and tickets cost work on every handshake.</summary>
     public bool AllowTlsResume { get; init; }
 
+    /// <summary>Per-connection OpenSSL settings SslStream does not expose (<see cref="OpenSslServerTuning"/>): idle
+    /// connections release their TLS record buffers, every connection shares one SSL_CTX, and (unless
+    /// <see cref="AllowTlsResume"/>) no session ticket is issued. Default true; false keeps .NET's defaults.</summary>
+    public bool OpenSslTuning { get; init; } = true;
+
     /// <summary>Time allowed for the TLS handshake, from its first byte; also the longest wait for that first byte.</summary>
     public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
 

@@ -214,6 +214,9 @@ internal sealed class BrokerFixture : IDisposable
             case BrokerTarget.OmniBrokerTlsResumeAllowed:
                 arguments.Add("--Tls:AllowTlsResume=true");
                 break;
+            case BrokerTarget.OmniBrokerNoOpenSslTuning:
+                arguments.Add("--Tls:OpenSslTuning=false");
+                break;
         }
 
         arguments.AddRange(extra ?? []);

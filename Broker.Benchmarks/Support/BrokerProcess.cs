@@ -24,6 +24,10 @@ public enum BrokerTarget
     /// in sched_yield, which a profile showed as ~17% of the broker's CPU in the handshake benchmark.</summary>
     OmniBrokerNoSpin,
 
+    /// <summary>omnibroker with <c>--Tls:OpenSslTuning=false</c>: .NET's TLS defaults (a new SSL_CTX per connection,
+    /// OpenSSL's record buffers kept while idle, a session ticket per handshake), the "before" of issue 13.</summary>
+    OmniBrokerNoOpenSslTuning,
+
     /// <summary>omnibroker with <c>--Revocation:Mode=ocsp</c>: answers come from its own responder (/pki/ocsp) and are
     /// cached, so after the first handshake the check is a cache hit until the answer's nextUpdate.</summary>
     OmniBrokerOcsp,
@@ -90,6 +94,13 @@ internal sealed class BrokerProcess : IDisposable
         foreach (string argument in arguments)
         {
             start.ArgumentList.Add(argument);
+        }
+
+        // The broker reads OMNIBROKER_* variables as configuration and refuses unknown keys: the benchmark's own
+        // switches are not for it.
+        foreach (string name in start.Environment.Keys.Where(k => k.StartsWith("OMNIBROKER_BENCH", StringComparison.Ordinal)).ToList())
+        {
+            start.Environment.Remove(name);
         }
 
         foreach ((string name, string value) in environment ?? new Dictionary<string, string>())

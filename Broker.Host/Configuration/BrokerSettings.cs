@@ -21,6 +21,7 @@ public sealed class BrokerSettings
     public const string TlsTrustAnchorsKey = "Tls:TrustAnchors";
     public const string TlsIntermediatesKey = "Tls:Intermediates";
     public const string TlsAllowTlsResumeKey = "Tls:AllowTlsResume";
+    public const string TlsOpenSslTuningKey = "Tls:OpenSslTuning";
     public const string TlsHandshakeTimeoutKey = "Tls:HandshakeTimeout";
     public const string TlsProtocolsKey = "Tls:Protocols";
     public const string TlsMaxConcurrentHandshakesKey = "Tls:MaxConcurrentHandshakes";
@@ -51,6 +52,9 @@ public sealed class BrokerSettings
     public IReadOnlyList<string> IntermediatePaths { get; init; } = [];
 
     public bool AllowTlsResume { get; init; }
+
+    /// <summary>Tls:OpenSslTuning (default true): release idle TLS buffers, one shared SSL_CTX, no session tickets.</summary>
+    public bool OpenSslTuning { get; init; } = true;
 
     public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
@@ -156,6 +160,7 @@ public sealed class BrokerSettings
         }
 
         var allowResume = ReadBool(configuration, TlsAllowTlsResumeKey, false, errors);
+        var openSslTuning = ReadBool(configuration, TlsOpenSslTuningKey, true, errors);
         var handshakeTimeout = ReadTimeSpan(configuration, TlsHandshakeTimeoutKey, TimeSpan.FromSeconds(10), errors);
         var tlsProtocols = ReadTlsProtocols(configuration, errors);
         var maxHandshakes = ReadInt(configuration, TlsMaxConcurrentHandshakesKey, 64, 1, 100_000, errors);
@@ -217,6 +222,7 @@ public sealed class BrokerSettings
             TrustAnchorPaths = anchors,
             IntermediatePaths = intermediates,
             AllowTlsResume = allowResume,
+            OpenSslTuning = openSslTuning,
             HandshakeTimeout = handshakeTimeout,
             TlsProtocols = tlsProtocols,
             MaxConcurrentHandshakes = maxHandshakes,
