@@ -77,7 +77,7 @@ internal static class ConnectionLoad
                     Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
                     foreach (BrokerTarget target in targets)
                     {
-                        await IdleAsync(target, omniArgs, connections).ConfigureAwait(false);
+                        await IdleAsync(target, omniArgs, connections, Option(args, "--hold", 0)).ConfigureAwait(false);
                     }
 
                     break;
@@ -181,7 +181,7 @@ internal static class ConnectionLoad
         Console.WriteLine($"// {count} connections, {micros:N0} µs server CPU each");
     }
 
-    private static async Task IdleAsync(BrokerTarget target, List<string> omniArgs, int connections)
+    private static async Task IdleAsync(BrokerTarget target, List<string> omniArgs, int connections, int holdSeconds)
     {
         using BrokerFixture broker = Start(target, omniArgs);
         bool dotnet = !BrokerFixture.IsMosquitto(target);
@@ -223,6 +223,12 @@ internal static class ConnectionLoad
 
             Console.WriteLine($"| {target} | {connections:N0} | {F(openSeconds)} | {connectMicros:N0} | {F(rssBefore / 1024.0)} | {F(rssAfter / 1024.0)} | "
                 + $"{F((rssAfter - rssBefore) / (double)connections)} | {afterGc} | {managed} | {F(idlePercent)} |");
+            if (holdSeconds > 0)
+            {
+                // --hold: keep the connections open, e.g. for dotnet-gcdump or pmap on the broker.
+                Console.WriteLine($"// {target} pid {broker.Server.Pid}: holding {connections} idle connections for {holdSeconds} s");
+                await Task.Delay(TimeSpan.FromSeconds(holdSeconds)).ConfigureAwait(false);
+            }
         }
         finally
         {

@@ -133,6 +133,17 @@ internal sealed class ClientCertificateAuthenticator
     {
         var leaf = certificate as X509Certificate2 ?? (certificate is null ? null : X509CertificateLoader.LoadCertificate(certificate.GetRawCertData()));
         var result = _validator.Validate(leaf, chain?.ChainPolicy.ExtraStore);
+        if (chain is not null)
+        {
+            // SslStream keeps its options, and with them this policy, for the life of the connection: free the copies of
+            // the client's certificates it put into ExtraStore (each an OpenSSL X509 with a decoded key) now that the
+            // validator is done with them (a cached result holds its own copies).
+            foreach (var presented in chain.ChainPolicy.ExtraStore)
+            {
+                presented.Dispose();
+            }
+            chain.ChainPolicy.ExtraStore.Clear();
+        }
         if (!result.IsValid)
         {
             if (state.TryDecide())

@@ -162,7 +162,8 @@ internal sealed class MqttConnectionWriter
     private async Task RunAsync()
     {
         await Task.Yield();
-        var items = new List<OutboundItem>(MaxPublishesPerBatch);
+        // Grows to MaxPublishesPerBatch only when the connection is busy: an idle one holds no 8 KiB batch array.
+        var items = new List<OutboundItem>();
         var control = new List<MqttPacket>();
         var encoder = new PublishEncoder();
         var token = _cts.Token;
