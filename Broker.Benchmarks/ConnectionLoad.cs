@@ -276,9 +276,16 @@ internal static class ConnectionLoad
                     failures.AddOrUpdate(ex.GetType().Name + ": " + ex.Message.Split('.')[0], 1, (_, n) => n + 1);
                 }
             }))).ConfigureAwait(false);
-            double cpuSeconds = (broker.Server.CpuTicks() - cpuBefore) / (double)BrokerProcess.ClockTicksPerSecond;
             int connected = clients.Count(c => c is not null);
             string failed = failures.IsEmpty ? "0" : string.Join("; ", failures.Select(f => $"{f.Value} × {f.Key}"));
+            if (broker.Server.HasExited)
+            {
+                string log = broker.Server.LogTail(5).ReplaceLineEndings(" / ");
+                Console.WriteLine($"| {target} | {devices:N0} | exited | {connected:N0} | {failed} | last log lines: {log} | |");
+                return;
+            }
+
+            double cpuSeconds = (broker.Server.CpuTicks() - cpuBefore) / (double)BrokerProcess.ClockTicksPerSecond;
             Console.WriteLine($"| {target} | {devices:N0} | {F(lastSuccess.TotalSeconds)} | {connected:N0} | {failed} | {F(PeakRssKiB(broker.Server.Pid) / 1024.0)} | {F(cpuSeconds)} |");
         }
         finally
