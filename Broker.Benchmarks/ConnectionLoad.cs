@@ -1,9 +1,5 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
-using System.Net.Security;
-using System.Net.Sockets;
-using System.Security.Authentication;
 using OmniBroker.Benchmarks.Support;
 
 namespace OmniBroker.Benchmarks;
@@ -19,8 +15,9 @@ namespace OmniBroker.Benchmarks;
 /// <item><c>idle</c>: a fresh broker per target opens N connections (8 at a time, keep-alive 0) and holds them idle:
 /// VmRSS growth per connection, server CPU per connect while opening, idle CPU over 10 s, and for omnibroker the live
 /// managed heap after forced full GCs (EventPipe, as dotnet-gcdump) and VmRSS after that GC.</item>
-/// <item><c>storm</c>: a fresh broker; N devices connect at once (each issues its TCP connect and handshake
-/// immediately): seconds until all are connected, failures by kind, peak RSS (VmHWM).</item>
+/// <item><c>storm</c>: a fresh broker; N devices connect at once from child processes of up to 9,000 devices each
+/// (<see cref="ConnectionStorm"/>; each issues its TCP connect and handshake at a common start time): seconds from
+/// that start until the last device is connected, failures by kind, peak RSS (VmHWM), server CPU.</item>
 /// </list>
 ///   ulimit -n 1048576; dotnet Broker.Benchmarks/bin/Release/net10.0/Broker.Benchmarks.dll conn cpu idle storm \
 ///     [--handshakes 1000] [--repeats 3] [--connections 10000] [--storm 20000] [--omni-arg --Tls:X=Y]...
@@ -251,53 +248,20 @@ internal static class ConnectionLoad
             await broker.HandshakeOnceAsync("backend-telemetry", "backend-telemetry-warmup", timeout.Token).ConfigureAwait(false);
         }
 
-        ClientCredentials credentials = broker.Credentials("backend-telemetry");
-        ConcurrentDictionary<string, int> failures = new(StringComparer.Ordinal);
-        MqttTlsClient?[] clients = new MqttTlsClient?[devices];
         long cpuBefore = broker.Server.CpuTicks();
-        Stopwatch watch = Stopwatch.StartNew();
-        TimeSpan lastSuccess = TimeSpan.Zero;
-        try
+        await ConnectionStorm.RunAsync(broker, devices, outcome =>
         {
-            await Task.WhenAll(Enumerable.Range(0, devices).Select(i => Task.Run(async () =>
-            {
-                try
-                {
-                    clients[i] = await MqttTlsClient.ConnectAsync(broker.EndPoint, credentials,
-                        "backend-telemetry-" + i.ToString(CultureInfo.InvariantCulture), 0, timeout.Token).ConfigureAwait(false);
-                    TimeSpan now = watch.Elapsed;
-                    lock (clients)
-                    {
-                        lastSuccess = now > lastSuccess ? now : lastSuccess;
-                    }
-                }
-                catch (Exception ex) when (ex is IOException or SocketException or AuthenticationException or InvalidOperationException or OperationCanceledException)
-                {
-                    failures.AddOrUpdate(ex.GetType().Name + ": " + ex.Message.Split('.')[0], 1, (_, n) => n + 1);
-                }
-            }))).ConfigureAwait(false);
-            int connected = clients.Count(c => c is not null);
-            string failed = failures.IsEmpty ? "0" : string.Join("; ", failures.Select(f => $"{f.Value} × {f.Key}"));
+            string failed = outcome.Failures.Count == 0 ? "0" : string.Join("; ", outcome.Failures.Select(f => $"{f.Value} × {f.Key}"));
             if (broker.Server.HasExited)
             {
                 string log = broker.Server.LogTail(5).ReplaceLineEndings(" / ");
-                Console.WriteLine($"| {target} | {devices:N0} | exited | {connected:N0} | {failed} | last log lines: {log} | |");
+                Console.WriteLine($"| {target} | {devices:N0} | exited | {outcome.Connected:N0} | {failed} | last log lines: {log} | |");
                 return;
             }
 
             double cpuSeconds = (broker.Server.CpuTicks() - cpuBefore) / (double)BrokerProcess.ClockTicksPerSecond;
-            Console.WriteLine($"| {target} | {devices:N0} | {F(lastSuccess.TotalSeconds)} | {connected:N0} | {failed} | {F(PeakRssKiB(broker.Server.Pid) / 1024.0)} | {F(cpuSeconds)} |");
-        }
-        finally
-        {
-            foreach (MqttTlsClient? client in clients)
-            {
-                if (client is not null)
-                {
-                    await client.DisposeAsync().ConfigureAwait(false);
-                }
-            }
-        }
+            Console.WriteLine($"| {target} | {devices:N0} | {F(outcome.LastSuccessSeconds)} | {outcome.Connected:N0} | {failed} | {F(PeakRssKiB(broker.Server.Pid) / 1024.0)} | {F(cpuSeconds)} |");
+        }).ConfigureAwait(false);
     }
 
     private static BrokerFixture Start(BrokerTarget target, List<string> omniArgs) =>

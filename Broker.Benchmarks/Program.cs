@@ -23,6 +23,11 @@ internal static class BenchmarkProgram
             // The publish load generator (Load/LoadGenerator.cs): scenarios beside Mosquitto, loss counted.
             return Load.LoadGenerator.RunAsync(load).GetAwaiter().GetResult();
         }
+        if (args is [ConnectionStorm.ChildCommand, .. var storm])
+        {
+            // One process's share of the devices of a reconnect storm (started by 'conn storm').
+            return ConnectionStorm.ChildAsync(storm).GetAwaiter().GetResult();
+        }
         if (args is [ConnectionLoad.Command, .. var connection])
         {
             // Handshake CPU, idle memory and reconnect storm beside Mosquitto (issue 13).
