@@ -108,9 +108,51 @@ internal sealed class BrokerProcess : IDisposable
             start.Environment[name] = value;
         }
 
-        Process process = Process.Start(start) ?? throw new InvalidOperationException($"cannot start {fileName}");
+        Process process = StartFromLauncherThread(start) ?? throw new InvalidOperationException($"cannot start {fileName}");
         return new BrokerProcess(process, logPath, endPoint);
     }
+
+    /// <summary>
+    /// PR_SET_PDEATHSIG fires when the parent *thread* ends, not the parent process: a broker forked from a thread-pool
+    /// thread was killed (SIGKILL, no log line) as soon as the pool retired that thread, e.g. after a reconnect storm
+    /// had grown the pool. Every broker is therefore forked from one thread that lives as long as this process.
+    /// </summary>
+    private static Process? StartFromLauncherThread(ProcessStartInfo start)
+    {
+        TaskCompletionSource<Process?> started = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        s_launches.Add(() =>
+        {
+            try
+            {
+                started.SetResult(Process.Start(start));
+            }
+            catch (Exception ex) when (ex is System.ComponentModel.Win32Exception or InvalidOperationException)
+            {
+                started.SetException(ex);
+            }
+        });
+        _ = s_launcher.Value;
+        return started.Task.GetAwaiter().GetResult();
+    }
+
+    private static readonly System.Collections.Concurrent.BlockingCollection<Action> s_launches = [];
+
+    private static readonly Lazy<Thread> s_launcher = new(() =>
+    {
+        Thread thread = new(() =>
+        {
+            foreach (Action launch in s_launches.GetConsumingEnumerable())
+            {
+                launch();
+            }
+        })
+        {
+            IsBackground = true,
+            Name = "broker launcher",
+        };
+        thread.Start();
+        return thread;
+    });
 
     /// <summary>utime + stime of the whole process (all threads, live and exited), in clock ticks.</summary>
     public long CpuTicks()
