@@ -255,7 +255,7 @@ internal static class ConnectionLoad
             if (broker.Server.HasExited)
             {
                 string log = broker.Server.LogTail(5).ReplaceLineEndings(" / ");
-                Console.WriteLine($"| {target} | {devices:N0} | exited | {outcome.Connected:N0} | {failed} | last log lines: {log} | |");
+                Console.WriteLine($"| {target} | {devices:N0} | exited ({broker.Server.ExitCode}) | {outcome.Connected:N0} | {failed} | last log lines: {log} | |");
                 return;
             }
 

@@ -71,6 +71,9 @@ internal sealed class BrokerProcess : IDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>The exit code once exited (128 + signal number when a signal ended it).</summary>
+    public int ExitCode => _process.ExitCode;
+
     public static bool MosquittoInstalled => File.Exists(MosquittoPath);
 
     /// <summary>Clock ticks per second of /proc/&lt;pid&gt;/stat times (<c>getconf CLK_TCK</c>, 100 on Linux).</summary>
