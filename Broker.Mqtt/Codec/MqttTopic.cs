@@ -54,6 +54,10 @@ public static class MqttTopic
     /// <summary>True for "$share/{ShareName}/{filter}" (5.0 §4.8.2); validity is checked by <see cref="IsValidTopicFilter"/>.</summary>
     public static bool IsShared(string filter) => filter.StartsWith(SharedPrefix, StringComparison.Ordinal);
 
+    /// <summary>Whether the (non-shared) <paramref name="filter"/> matches <paramref name="topic"/>; '$'-topics are not
+    /// matched by a leading wildcard [MQTT-4.7.2-1].</summary>
+    public static bool Matches(string filter, string topic) => Engine.TopicFilters.Matches(filter, topic);
+
     private static bool IsValidFilterLevels(ReadOnlySpan<char> filter)
     {
         int wildcard = filter.IndexOfAny('+', '#');

@@ -100,6 +100,61 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
     /// <summary>Serves PUBLISH on reserved <c>$</c> topics (certificate renewal); null: they are routed like any topic.</summary>
     public IReservedTopicHandler? ReservedTopicHandler { get; set; }
 
+    /// <summary>The other nodes of a cluster (Broker.Cluster); null on a single node. Set before the listeners start.</summary>
+    public IClusterLink? Cluster
+    {
+        get => _router.Cluster;
+        set => _router.Cluster = value;
+    }
+
+    /// <summary>Delivers a message forwarded by another node to the matching local sessions (never forwarded again).
+    /// Returns the number of local recipients.</summary>
+    public int DeliverFromCluster(StoredMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        return _router.DeliverFromCluster(message);
+    }
+
+    /// <summary>Applies the cluster's retained message of a topic (empty payload: cleared) to the local store.</summary>
+    public void ApplyClusterRetained(StoredMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        _router.ApplyClusterRetained(message);
+    }
+
+    /// <summary>Publishes, as if it had been accepted here, a message this node takes over from a dead node (its clients'
+    /// wills): local delivery, retained state and forwarding to the other nodes.</summary>
+    public int PublishFromCluster(StoredMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        ToProperties(message, out var properties);
+        return _router.Publish(message.Topic, new ReadOnlySequence<byte>(message.Payload), (MqttQos)message.Qos, message.Retain, properties,
+            message.PublisherClientId, context: null, out _, out _);
+    }
+
+    private void ToProperties(StoredMessage message, out MqttProperties? properties)
+    {
+        properties = null;
+        if (message.PayloadFormatIndicator is null && message.ContentType is null && message.ResponseTopic is null
+            && message.CorrelationData is null && message.UserProperties is null && message.ExpiresAt is null)
+        {
+            return;
+        }
+        properties = new MqttProperties
+        {
+            PayloadFormatIndicator = message.PayloadFormatIndicator,
+            ContentType = message.ContentType,
+            ResponseTopic = message.ResponseTopic,
+            CorrelationData = message.CorrelationData,
+            MessageExpiryInterval = message.ExpiresAt is { } at
+                ? (uint)Math.Max(1, Math.Ceiling((at - TimeProvider.GetUtcNow()).TotalSeconds)) : null,
+        };
+        if (message.UserProperties is { } user)
+        {
+            properties.UserProperties = [.. user];
+        }
+    }
+
     internal IMqttAuthorizer Authorizer { get; }
 
     internal ILogger Logger { get; }

@@ -67,9 +67,13 @@ internal sealed class DeliveryContext(MqttSession publisher)
 
     public bool Overflow { get; set; }
 
+    /// <summary>Completes with true once the other nodes the message was forwarded to hold it (cluster); null: none.</summary>
+    public Task<bool>? Remote { get; set; }
+
     public void Reset()
     {
         Held.Clear();
         Overflow = false;
+        Remote = null;
     }
 }
