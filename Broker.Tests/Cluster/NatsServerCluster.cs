@@ -1,0 +1,94 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using OmniBroker.Tests.Storage;
+using OmniBroker.Tests.Support;
+
+namespace OmniBroker.Tests.Cluster;
+
+/// <summary>
+/// Three real nats-server processes (Debian's /usr/sbin/nats-server) in one JetStream cluster on 127.0.0.1 with random
+/// ports and their own store directories; stopped by PID.
+/// </summary>
+public sealed class NatsServerCluster : IDisposable
+{
+    private readonly List<Process> _servers = [];
+    private readonly ConcurrentQueue<string> _output = new();
+    private readonly string _root;
+
+    private NatsServerCluster(string root) => _root = root;
+
+    public List<int> ClientPorts { get; } = [];
+
+    public static string Executable =>
+        File.Exists("/usr/sbin/nats-server") ? "/usr/sbin/nats-server" : "nats-server";
+
+    public string Url(int index) => "nats://127.0.0.1:" + ClientPorts[index].ToString(CultureInfo.InvariantCulture);
+
+    public static async Task<NatsServerCluster> StartAsync(int count = 3)
+    {
+        var cluster = new NatsServerCluster(TempDirectory.Create("omnibroker-nats"));
+        var routePorts = new List<int>();
+        for (var i = 0; i < count; i++)
+        {
+            cluster.ClientPorts.Add(BrokerHostProcess.FreePort());
+            routePorts.Add(BrokerHostProcess.FreePort());
+        }
+        var routes = string.Join(",", routePorts.Select(p => "nats://127.0.0.1:" + p.ToString(CultureInfo.InvariantCulture)));
+        for (var i = 0; i < count; i++)
+        {
+            var store = Path.Combine(cluster._root, "n" + i);
+            Directory.CreateDirectory(store);
+            var start = new ProcessStartInfo(Executable)
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                UseShellExecute = false,
+            };
+            foreach (var arg in (string[])["-a", "127.0.0.1", "-p", cluster.ClientPorts[i].ToString(CultureInfo.InvariantCulture), "-n", "nats-" + i,
+                         "-js", "-sd", store, "--cluster_name", "omni", "--cluster", "nats://127.0.0.1:" + routePorts[i].ToString(CultureInfo.InvariantCulture),
+                         "--routes", routes])
+            {
+                start.ArgumentList.Add(arg);
+            }
+            var process = new Process { StartInfo = start };
+            var name = "nats-" + i + ": ";
+            process.OutputDataReceived += (_, e) => { if (e.Data is not null) cluster._output.Enqueue(name + e.Data); };
+            process.ErrorDataReceived += (_, e) => { if (e.Data is not null) cluster._output.Enqueue(name + e.Data); };
+            process.Start();
+            process.BeginOutputReadLine();
+            process.BeginErrorReadLine();
+            cluster._servers.Add(process);
+        }
+        // Ready to accept clients, and a JetStream meta leader elected (streams and buckets can be created).
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (cluster._output.Count(l => l.Contains("Server is ready", StringComparison.Ordinal)) < count
+               || !cluster._output.Any(l => l.Contains("metadata leader", StringComparison.OrdinalIgnoreCase)))
+        {
+            if (DateTime.UtcNow > deadline || cluster._servers.Any(p => p.HasExited))
+            {
+                var output = cluster.Describe();
+                cluster.Dispose();
+                throw new InvalidOperationException("the nats-server cluster did not start\n" + output);
+            }
+            await Task.Delay(100);
+        }
+        return cluster;
+    }
+
+    public string Describe() => string.Join("\n", _output.TakeLast(30));
+
+    public void Dispose()
+    {
+        foreach (var process in _servers)
+        {
+            if (!process.HasExited)
+            {
+                process.Kill();
+                process.WaitForExit(10_000);
+            }
+            process.Dispose();
+        }
+        TempDirectory.Delete(_root);
+    }
+}
