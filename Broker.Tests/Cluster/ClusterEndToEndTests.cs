@@ -96,6 +96,53 @@ public sealed class ClusterEndToEndTests(ClusterFixture cluster, ITestOutputHelp
         onA.Received.Single(m => m.Topic == "cluster/will/gw-berlin").ConvertPayloadToString().Should().Be("gone");
     }
 
+    [Fact]
+    public async Task NatsServerKilled_DuringQos1Flow_NoAcknowledgedMessageLostAndRetainedResynchronised()
+    {
+        const int count = 300;
+        var topic = "cluster/outage/seq";
+        await using var subscriber = await cluster.ConnectAsync(cluster.B, "outage-sub-b");
+        await subscriber.SubscribeAsync("cluster/outage/#", MqttQualityOfServiceLevel.AtLeastOnce);
+        await using var publisher = await cluster.ConnectAsync(cluster.A, "outage-pub-a", "sensor-002");
+        await WaitForRouteAsync(publisher, "cluster/outage/probe");
+        var reconnectsBefore = cluster.C.Process.Output.Count(l => l.Contains("[7002]", StringComparison.Ordinal));
+
+        // nats-2 (node C's server) dies a little into the flow; the streams keep a quorum of two.
+        var acknowledged = new List<int>();
+        for (var i = 0; i < count; i++)
+        {
+            if (i == 50)
+            {
+                cluster.Nats.Kill(2);
+                (await publisher.PublishAsync("cluster/outage/state", "during", MqttQualityOfServiceLevel.AtLeastOnce, retain: true))
+                    .IsSuccess.Should().BeTrue();
+            }
+            var result = await publisher.PublishAsync(topic, i.ToString(System.Globalization.CultureInfo.InvariantCulture), MqttQualityOfServiceLevel.AtLeastOnce);
+            if (result.ReasonCode == MqttClientPublishReasonCode.Success)
+            {
+                acknowledged.Add(i);
+            }
+        }
+        cluster.Nats.Restart(2);
+
+        output.WriteLine($"{acknowledged.Count} of {count} acknowledged across the outage");
+        acknowledged.Count.Should().BeGreaterThan(count / 2, cluster.Describe());
+        (await WaitForAsync(subscriber, m => m.Topic == topic, acknowledged.Count, TimeSpan.FromSeconds(60))).Should().BeTrue(cluster.Describe());
+        var arrived = subscriber.Received.Where(m => m.Topic == topic)
+            .Select(m => int.Parse(m.ConvertPayloadToString(), System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        arrived.Should().Contain(acknowledged, "an acknowledged message is a promise");
+        arrived.Should().BeInAscendingOrder();
+
+        // C was cut off from its server: once back it re-reads the retained bucket and serves what changed meanwhile.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (cluster.C.Process.Output.Count(l => l.Contains("[7002]", StringComparison.Ordinal)) <= reconnectsBefore)
+        {
+            DateTime.UtcNow.Should().BeBefore(deadline, "node C should reconnect to NATS\n" + cluster.Describe());
+            await Task.Delay(100);
+        }
+        (await PollRetainedAsync(cluster.C, "cluster/outage/state", expected: "during")).Should().BeTrue(cluster.Describe());
+    }
+
     /// <summary>One subscriber on A, one publisher on <paramref name="publisherNode"/>: <paramref name="count"/> QoS 1
     /// messages, each PUBACK awaited; all must arrive in order. Returns messages per second end to end.</summary>
     private async Task<double> RunFlowAsync(ClusterHost publisherNode, string prefix, int count)

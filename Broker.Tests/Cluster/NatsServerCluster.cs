@@ -13,6 +13,7 @@ namespace OmniBroker.Tests.Cluster;
 public sealed class NatsServerCluster : IDisposable
 {
     private readonly List<Process> _servers = [];
+    private readonly List<ProcessStartInfo> _starts = [];
     private readonly ConcurrentQueue<string> _output = new();
     private readonly string _root;
 
@@ -51,14 +52,8 @@ public sealed class NatsServerCluster : IDisposable
             {
                 start.ArgumentList.Add(arg);
             }
-            var process = new Process { StartInfo = start };
-            var name = "nats-" + i + ": ";
-            process.OutputDataReceived += (_, e) => { if (e.Data is not null) cluster._output.Enqueue(name + e.Data); };
-            process.ErrorDataReceived += (_, e) => { if (e.Data is not null) cluster._output.Enqueue(name + e.Data); };
-            process.Start();
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-            cluster._servers.Add(process);
+            cluster._starts.Add(start);
+            cluster._servers.Add(cluster.Launch(i));
         }
         // Ready to accept clients, and a JetStream meta leader elected (streams and buckets can be created).
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
@@ -74,6 +69,36 @@ public sealed class NatsServerCluster : IDisposable
             await Task.Delay(100);
         }
         return cluster;
+    }
+
+    private Process Launch(int index)
+    {
+        var process = new Process { StartInfo = _starts[index] };
+        var name = "nats-" + index + ": ";
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) _output.Enqueue(name + e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) _output.Enqueue(name + e.Data); };
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
+
+    /// <summary>Kills server <paramref name="index"/> (SIGKILL, by PID).</summary>
+    public void Kill(int index)
+    {
+        var process = _servers[index];
+        if (!process.HasExited)
+        {
+            process.Kill();
+            process.WaitForExit(10_000);
+        }
+    }
+
+    /// <summary>Starts server <paramref name="index"/> again on its ports and store directory.</summary>
+    public void Restart(int index)
+    {
+        _servers[index].Dispose();
+        _servers[index] = Launch(index);
     }
 
     public string Describe() => string.Join("\n", _output.TakeLast(30));
