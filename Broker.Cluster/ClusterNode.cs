@@ -94,8 +94,9 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
             }
             return ValueTask.CompletedTask;
         };
+        // The first ConnectionOpened (raised asynchronously, possibly after this returns) only marks the connection as
+        // established; later ones are reconnects.
         await _nats.ConnectAsync().ConfigureAwait(false);
-        Interlocked.Exchange(ref _connectedOnce, 1);
 
         var js = _nats.CreateJetStreamContext();
         var kv = js.CreateKeyValueStoreContext();
@@ -119,7 +120,7 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
             Run(() => _retained.RunWriterAsync(retained!, stop)),
             Run(() => _retained.RunWatchAsync(retained!, () => _resync.Token, stop)),
             Run(() => _liveness.RunHeartbeatAsync(nodes!, stop)),
-            Run(() => _liveness.RunWatchAsync(nodes!, stop)),
+            Run(() => _liveness.RunWatchAsync(nodes!, () => _resync.Token, stop)),
             Run(() => _liveness.RunCheckAsync(stop)),
             Run(() => _liveness.RunWillsAsync(wills!, stop)));
         _logger.Joined(_options.NodeId, _options.Urls, _options.Replicas, _options.NodeTimeout);

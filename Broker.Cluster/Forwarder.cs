@@ -11,12 +11,18 @@ namespace OmniBroker.Cluster;
 /// order the engine routed them and publishes each to <c>omni.inbox.{node}</c> on the one NATS connection (so the
 /// stream stores them in that order) with a reply subject of its own; JetStream answers every stored message there
 /// (a PubAck), and a message is confirmed once all its targets answered. Unconfirmed after the forward timeout, or
-/// answered with an error: failed (the publisher is not acknowledged).
+/// answered with an error: failed (the publisher is not acknowledged). An error answer within the timeout (a stream
+/// electing a new leader after a server died) is retried with the same message id, which JetStream's duplicate window
+/// drops should the first attempt have been stored after all; a retried message may be stored after later ones.
 /// </summary>
 internal sealed class Forwarder(string nodeId, TimeSpan timeout, ILogger logger, TimeProvider time)
 {
-    private readonly Channel<Pending> _queue = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly ConcurrentDictionary<long, Pending> _awaiting = new();
+    private static readonly TimeSpan s_retryPause = TimeSpan.FromMilliseconds(200);
+    private readonly Channel<(Pending Message, string? Target)> _queue =
+        Channel.CreateUnbounded<(Pending, string?)>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly ConcurrentDictionary<long, (Pending Message, string Target)> _awaiting = new();
+    private readonly string _idPrefix = nodeId + "-" + Guid.NewGuid().ToString("N")[..12] + "-";
+    private long _messageSequence;
     private readonly string _replyPrefix = "_OMNI_ACK." + nodeId + "." + Guid.NewGuid().ToString("N");
     private long _sequence;
     private long _failed;
@@ -30,9 +36,10 @@ internal sealed class Forwarder(string nodeId, TimeSpan timeout, ILogger logger,
     /// <paramref name="confirm"/>) completes with whether every target stored it.</summary>
     public Task<bool>? Enqueue(byte[] data, string[] targets, bool confirm)
     {
-        var pending = new Pending(data, targets, confirm ? new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously) : null,
+        var id = _idPrefix + Interlocked.Increment(ref _messageSequence).ToString(CultureInfo.InvariantCulture);
+        var pending = new Pending(id, data, targets, confirm ? new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously) : null,
             time.GetTimestamp());
-        if (!_queue.Writer.TryWrite(pending))
+        if (!_queue.Writer.TryWrite((pending, null)))
         {
             return Task.FromResult(false);
         }
@@ -46,17 +53,22 @@ internal sealed class Forwarder(string nodeId, TimeSpan timeout, ILogger logger,
         var sweeper = SweepAsync(cancellationToken);
         try
         {
-            await foreach (var pending in _queue.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            await foreach (var (pending, only) in _queue.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
             {
-                foreach (var target in pending.Targets)
+                // Deduplication by JetStream (its duplicate window) should an answer be lost and the message sent again.
+                var headers = new NatsHeaders { ["Nats-Msg-Id"] = pending.Id };
+                foreach (var target in only is null ? pending.Targets : [only])
                 {
                     var sequence = Interlocked.Increment(ref _sequence);
-                    _awaiting[sequence] = pending;
+                    _awaiting[sequence] = (pending, target);
                     var reply = _replyPrefix + "." + sequence.ToString(CultureInfo.InvariantCulture);
-                    await ClusterRetry.RunAsync(logger, "forward", () => nats.PublishAsync(ClusterNames.InboxSubject(target), pending.Data,
+                    await ClusterRetry.RunAsync(logger, "forward", () => nats.PublishAsync(ClusterNames.InboxSubject(target), pending.Data, headers,
                         replyTo: reply, cancellationToken: cancellationToken).AsTask(), cancellationToken).ConfigureAwait(false);
                 }
-                Interlocked.Increment(ref _forwarded);
+                if (only is null)
+                {
+                    Interlocked.Increment(ref _forwarded);
+                }
             }
         }
         finally
@@ -71,19 +83,33 @@ internal sealed class Forwarder(string nodeId, TimeSpan timeout, ILogger logger,
         {
             var dot = reply.Subject.LastIndexOf('.');
             if (!long.TryParse(reply.Subject.AsSpan(dot + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var sequence)
-                || !_awaiting.TryRemove(sequence, out var pending))
+                || !_awaiting.TryRemove(sequence, out var awaited))
             {
                 continue;
             }
             // A PubAck is {"stream":...,"seq":...}; a failure is {"error":{...}} or a status (503: no stream listens).
             var ok = reply.Headers?.Code is null or 0 or 200 && reply.Data is { Length: > 0 } data
                 && data.AsSpan().IndexOf("\"error\""u8) < 0;
-            pending.Answer(ok);
-            if (!ok)
+            if (ok)
             {
+                awaited.Message.Answer(true);
+            }
+            else if (time.GetElapsedTime(awaited.Message.Queued) + s_retryPause < timeout)
+            {
+                _ = RetryAsync(awaited.Message, awaited.Target, cancellationToken);
+            }
+            else
+            {
+                awaited.Message.Answer(false);
                 Interlocked.Increment(ref _failed);
             }
         }
+    }
+
+    private async Task RetryAsync(Pending pending, string target, CancellationToken cancellationToken)
+    {
+        await Task.Delay(s_retryPause, time, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        _queue.Writer.TryWrite((pending, target));
     }
 
     private async Task SweepAsync(CancellationToken cancellationToken)
@@ -93,7 +119,7 @@ internal sealed class Forwarder(string nodeId, TimeSpan timeout, ILogger logger,
         long reported = 0;
         while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
         {
-            foreach (var (sequence, pending) in _awaiting)
+            foreach (var (sequence, (pending, _)) in _awaiting)
             {
                 if (time.GetElapsedTime(pending.Queued) > timeout && _awaiting.TryRemove(sequence, out _))
                 {
@@ -110,10 +136,11 @@ internal sealed class Forwarder(string nodeId, TimeSpan timeout, ILogger logger,
         }
     }
 
-    private sealed class Pending(byte[] data, string[] targets, TaskCompletionSource<bool>? done, long queued)
+    private sealed class Pending(string id, byte[] data, string[] targets, TaskCompletionSource<bool>? done, long queued)
     {
         private int _remaining = targets.Length;
 
+        public string Id { get; } = id;
         public byte[] Data { get; } = data;
         public string[] Targets { get; } = targets;
         public TaskCompletionSource<bool>? Done { get; } = done;

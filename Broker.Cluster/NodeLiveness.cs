@@ -15,6 +15,8 @@ namespace OmniBroker.Cluster;
 /// registered in the wills bucket (key <c>{node}.{incarnation}.{n}</c>). Exactly one survivor publishes each will: it
 /// is the one whose delete of the key, conditional on the revision it read, succeeds (compare-and-set).
 /// A node starting again publishes what its previous run left in the same way: those clients are gone too.
+/// A node judges others only while it sees its own heartbeats come back through its watch, and only after seeing them
+/// for a whole node timeout: a node cut off from NATS must not take the silence for the others' death.
 /// </summary>
 internal sealed class NodeLiveness(ClusterOptions options, MqttBroker broker, ILogger logger, TimeProvider time)
 {
@@ -23,6 +25,8 @@ internal sealed class NodeLiveness(ClusterOptions options, MqttBroker broker, IL
     private readonly string _incarnation = Guid.NewGuid().ToString("N")[..12];
     private readonly Channel<string> _dead = Channel.CreateUnbounded<string>();
     private long _willSequence;
+    private long _selfSeen;
+    private long _healthySince;
 
     public bool IsAlive(string nodeId) => _peers.TryGetValue(nodeId, out var peer) && !peer.Dead;
 
@@ -48,13 +52,18 @@ internal sealed class NodeLiveness(ClusterOptions options, MqttBroker broker, IL
         while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false));
     }
 
-    public Task RunWatchAsync(INatsKVStore nodes, CancellationToken cancellationToken) =>
+    public Task RunWatchAsync(INatsKVStore nodes, Func<CancellationToken> restart, CancellationToken cancellationToken) =>
         ClusterRetry.WatchAsync(logger, "node watch", async token =>
         {
             await foreach (var entry in nodes.WatchAsync<byte[]>(">", cancellationToken: token).ConfigureAwait(false))
             {
-                if (entry.Key == options.NodeId || entry.Operation != NatsKVOperation.Put)
+                if (entry.Operation != NatsKVOperation.Put)
                 {
+                    continue;
+                }
+                if (entry.Key == options.NodeId)
+                {
+                    SelfSeen();
                     continue;
                 }
                 // A heartbeat older than the timeout (read at start-up) does not make its node alive.
@@ -71,7 +80,25 @@ internal sealed class NodeLiveness(ClusterOptions options, MqttBroker broker, IL
                     logger.NodeAlive(entry.Key);
                 }
             }
-        }, () => CancellationToken.None, cancellationToken);
+        }, restart, cancellationToken);
+
+    /// <summary>Our own heartbeat came back: we are connected; healthy again after a gap of two heartbeats.</summary>
+    private void SelfSeen()
+    {
+        var now = time.GetTimestamp();
+        var previous = Interlocked.Exchange(ref _selfSeen, now);
+        if (previous == 0 || time.GetElapsedTime(previous, now) > options.HeartbeatInterval * 2)
+        {
+            Interlocked.Exchange(ref _healthySince, now);
+        }
+    }
+
+    private bool CanJudge()
+    {
+        var selfSeen = Interlocked.Read(ref _selfSeen);
+        return selfSeen != 0 && time.GetElapsedTime(selfSeen) <= options.HeartbeatInterval * 2
+            && time.GetElapsedTime(Interlocked.Read(ref _healthySince)) >= options.NodeTimeout;
+    }
 
     /// <summary>Declares dead the nodes silent for the node timeout.</summary>
     public async Task RunCheckAsync(CancellationToken cancellationToken)
@@ -79,6 +106,10 @@ internal sealed class NodeLiveness(ClusterOptions options, MqttBroker broker, IL
         using var timer = new PeriodicTimer(options.HeartbeatInterval / 2, time);
         while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
         {
+            if (!CanJudge())
+            {
+                continue;
+            }
             foreach (var (nodeId, peer) in _peers)
             {
                 if (!peer.Dead && time.GetElapsedTime(peer.LastSeen) > options.NodeTimeout)
@@ -157,7 +188,14 @@ internal sealed class NodeLiveness(ClusterOptions options, MqttBroker broker, IL
 
     private sealed class Peer
     {
-        public long LastSeen { get; set; }
+        private long _lastSeen;
+
+        public long LastSeen
+        {
+            get => Interlocked.Read(ref _lastSeen);
+            set => Interlocked.Exchange(ref _lastSeen, value);
+        }
+
         public volatile bool Dead;
     }
 

@@ -50,6 +50,14 @@ public sealed class ClusterEndToEndTests(ClusterFixture cluster, ITestOutputHelp
     }
 
     [Fact]
+    public async Task Qos1Throughput_TenPublishersOnC_AllArriveAtAInOrderPerPublisher()
+    {
+        var crossNode = await RunParallelFlowsAsync(cluster.C, "par-c", publishers: 10, perPublisher: 200);
+        var oneNode = await RunParallelFlowsAsync(cluster.A, "par-a", publishers: 10, perPublisher: 200);
+        output.WriteLine($"QoS 1, 10 publishers x 200 awaiting each PUBACK: across nodes (C to A) {crossNode:F0} msg/s, one node (A to A) {oneNode:F0} msg/s, ratio {crossNode / oneNode:F2}, 0 lost");
+    }
+
+    [Fact]
     public async Task Retained_SetOnB_SeenOnCAndClearedFromA()
     {
         await using (var setter = await cluster.ConnectAsync(cluster.B, "retain-set-b"))
@@ -141,6 +149,18 @@ public sealed class ClusterEndToEndTests(ClusterFixture cluster, ITestOutputHelp
             await Task.Delay(100);
         }
         (await PollRetainedAsync(cluster.C, "cluster/outage/state", expected: "during")).Should().BeTrue(cluster.Describe());
+
+        // Back to full service before the next test: a publisher on C reaches a subscriber on A again.
+        var recovery = Stopwatch.StartNew();
+        await using var probeSubscriber = await cluster.ConnectAsync(cluster.A, "outage-after-sub-a");
+        await probeSubscriber.SubscribeAsync("cluster/outage-after/#", MqttQualityOfServiceLevel.AtLeastOnce);
+        await using var probePublisher = await cluster.ConnectAsync(cluster.C, "outage-after-pub-c", "sensor-002");
+        await WaitForRouteAsync(probePublisher, "cluster/outage-after/probe");
+        cluster.C.Process.Output.Should().NotContain(l => l.Contains("[7003]", StringComparison.Ordinal)
+            && (l.Contains("node A ", StringComparison.Ordinal) || l.Contains("node B ", StringComparison.Ordinal)),
+            "a node cut off from NATS must not take the others' silence for their death");
+        output.WriteLine($"C forwards again {recovery.ElapsedMilliseconds} ms after the restart was checked\n"
+            + string.Join("\n", cluster.C.Process.Output.Where(l => l.Contains("[70", StringComparison.Ordinal)).TakeLast(20)));
     }
 
     /// <summary>One subscriber on A, one publisher on <paramref name="publisherNode"/>: <paramref name="count"/> QoS 1
@@ -166,6 +186,52 @@ public sealed class ClusterEndToEndTests(ClusterFixture cluster, ITestOutputHelp
             System.Globalization.CultureInfo.InvariantCulture)).ToList();
         sequence.Should().Equal(Enumerable.Range(0, count), "in order, once each");
         return rate;
+    }
+
+    /// <summary><paramref name="publishers"/> publishers on <paramref name="publisherNode"/> at once, one subscriber on A:
+    /// every message must arrive, in order per publisher. Returns messages per second end to end.</summary>
+    private async Task<double> RunParallelFlowsAsync(ClusterHost publisherNode, string prefix, int publishers, int perPublisher)
+    {
+        await using var subscriber = await cluster.ConnectAsync(cluster.A, prefix + "-sub");
+        await subscriber.SubscribeAsync("cluster/" + prefix + "/#", MqttQualityOfServiceLevel.AtLeastOnce);
+        var clients = new List<MqttNetClient>();
+        try
+        {
+            for (var p = 0; p < publishers; p++)
+            {
+                clients.Add(await cluster.ConnectAsync(publisherNode, $"{prefix}-pub-{p}", "sensor-002"));
+            }
+            await WaitForRouteAsync(clients[0], "cluster/" + prefix + "/probe");
+            var watch = Stopwatch.StartNew();
+            await Task.WhenAll(clients.Select(async (client, p) =>
+            {
+                for (var i = 0; i < perPublisher; i++)
+                {
+                    var result = await client.PublishAsync($"cluster/{prefix}/{p}", i.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                        MqttQualityOfServiceLevel.AtLeastOnce);
+                    result.ReasonCode.Should().Be(MqttClientPublishReasonCode.Success);
+                }
+            }));
+            var total = publishers * perPublisher;
+            (await WaitForAsync(subscriber, m => !m.Topic.EndsWith("/probe", StringComparison.Ordinal), total, TimeSpan.FromSeconds(120)))
+                .Should().BeTrue(cluster.Describe());
+            var rate = total / watch.Elapsed.TotalSeconds;
+            for (var p = 0; p < publishers; p++)
+            {
+                var topic = $"cluster/{prefix}/{p}";
+                subscriber.Received.Where(m => m.Topic == topic)
+                    .Select(m => int.Parse(m.ConvertPayloadToString(), System.Globalization.CultureInfo.InvariantCulture))
+                    .Should().Equal(Enumerable.Range(0, perPublisher), "in order per publisher, once each");
+            }
+            return rate;
+        }
+        finally
+        {
+            foreach (var client in clients)
+            {
+                await client.DisposeAsync();
+            }
+        }
     }
 
     /// <summary>Publishes QoS 1 probes until the PUBACK says some subscriber (on any node) matched.</summary>
