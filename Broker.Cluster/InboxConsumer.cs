@@ -46,7 +46,8 @@ internal sealed class InboxConsumer(ClusterOptions options, MqttBroker broker, I
             {
                 if (message.Data is { } data && MessageCodec.TryDecode(data, out var stored))
                 {
-                    broker.DeliverFromCluster(stored!);
+                    // Waits while a local subscriber's queue is full: the inbox (durable) holds the rest meanwhile.
+                    await broker.DeliverFromClusterAsync(stored!, token).ConfigureAwait(false);
                     Interlocked.Increment(ref _received);
                 }
                 else

@@ -4,7 +4,7 @@ namespace OmniBroker.Mqtt.Abstractions;
 /// The engine's view of a cluster of brokers (implemented in Broker.Cluster on NATS JetStream; absent on a single
 /// node). The engine routes every message locally first, then hands it to the link, which forwards it to the other
 /// nodes that have a matching subscriber. Messages that arrive from other nodes come back through
-/// <see cref="Engine.MqttBroker.DeliverFromCluster"/> (local delivery only, never forwarded again). Every call is made
+/// <see cref="Engine.MqttBroker.DeliverFromClusterAsync"/> (local delivery only, never forwarded again). Every call is made
 /// with engine locks held or on a connection's reader: implementations queue work and never block.
 /// </summary>
 public interface IClusterLink

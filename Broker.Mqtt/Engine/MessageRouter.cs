@@ -150,8 +150,9 @@ internal sealed class MessageRouter
     }
 
     /// <summary>A message forwarded by another node of the cluster: delivered to the matching local sessions only (its
-    /// retained state arrives separately, through <see cref="ApplyClusterRetained"/>). Returns the number of recipients.</summary>
-    public int DeliverFromCluster(StoredMessage stored)
+    /// retained state arrives separately, through <see cref="ApplyClusterRetained"/>). Returns the number of recipients;
+    /// sessions whose queue it filled are added to <paramref name="context"/>.</summary>
+    public int DeliverFromCluster(StoredMessage stored, DeliveryContext? context)
     {
         Interlocked.Increment(ref _messagesReceived);
         var matches = t_matches ??= new List<Subscription>();
@@ -164,7 +165,7 @@ internal sealed class MessageRouter
                 return 0;
             }
             long position = 0;
-            return Deliver(MqttApplicationMessage.FromStored(stored), matches, groups, context: null, ref position);
+            return Deliver(MqttApplicationMessage.FromStored(stored), matches, groups, context, ref position);
         }
         finally
         {

@@ -108,11 +108,39 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
     }
 
     /// <summary>Delivers a message forwarded by another node to the matching local sessions (never forwarded again).
-    /// Returns the number of local recipients.</summary>
-    public int DeliverFromCluster(StoredMessage message)
+    /// Completes, like a local publisher's acknowledgement, once every subscriber whose queue it filled has room again
+    /// (or, full for the slow-subscriber timeout, is handled as slow): the caller reads its inbox no faster than the
+    /// subscribers take. Returns the number of local recipients.</summary>
+    public async ValueTask<int> DeliverFromClusterAsync(StoredMessage message, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(message);
-        return _router.DeliverFromCluster(message);
+        var context = new DeliveryContext(publisher: null);
+        var delivered = _router.DeliverFromCluster(message, context);
+        foreach (var session in context.Held)
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                var room = session.WaitForRoomAsync();
+                if (room.IsCompleted)
+                {
+                    break;
+                }
+                var remaining = Options.SlowSubscriberTimeout - session.FullFor();
+                if (remaining > TimeSpan.Zero)
+                {
+                    using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                    var delay = Task.Delay(remaining, TimeProvider, timeout.Token);
+                    var first = await Task.WhenAny(room, delay).ConfigureAwait(false);
+                    await timeout.CancelAsync().ConfigureAwait(false);
+                    if (first != delay)
+                    {
+                        continue;
+                    }
+                }
+                DeclareSlow(session);
+            }
+        }
+        return delivered;
     }
 
     /// <summary>Applies the cluster's retained message of a topic (empty payload: cleared) to the local store.</summary>
