@@ -28,7 +28,10 @@ public sealed class ClusterEndToEndTests(ClusterFixture cluster, ITestOutputHelp
         await using var publisher = await cluster.ConnectAsync(cluster.C, "route-pub-c", "sensor-002");
         await WaitForRouteAsync(publisher, "cluster/route/probe");
 
-        var routed = await publisher.PublishAsync("cluster/route/m", "hello from C", MqttQualityOfServiceLevel.AtLeastOnce);
+        // With 5.0 properties, which cross the nodes unaltered.
+        var routed = await publisher.Client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic("cluster/route/m").WithPayload("hello from C")
+            .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).WithContentType("text/plain").WithResponseTopic("cluster/route/reply")
+            .WithCorrelationData([1, 2, 3]).WithUserProperty("origin", System.Text.Encoding.UTF8.GetBytes("node C").AsMemory()).WithMessageExpiryInterval(600).Build());
         var unrouted = await publisher.PublishAsync("cluster/elsewhere/m", "nobody", MqttQualityOfServiceLevel.AtLeastOnce);
 
         routed.ReasonCode.Should().Be(MqttClientPublishReasonCode.Success);
@@ -36,7 +39,13 @@ public sealed class ClusterEndToEndTests(ClusterFixture cluster, ITestOutputHelp
         (await WaitForAsync(subscriber, m => m.Topic == "cluster/route/m", 1)).Should().BeTrue(cluster.Describe());
         await Task.Delay(1000);
         subscriber.Received.Count(m => m.Topic == "cluster/route/m").Should().Be(1);
-        subscriber.Received.Single(m => m.Topic == "cluster/route/m").ConvertPayloadToString().Should().Be("hello from C");
+        var delivered = subscriber.Received.Single(m => m.Topic == "cluster/route/m");
+        delivered.ConvertPayloadToString().Should().Be("hello from C");
+        delivered.ContentType.Should().Be("text/plain");
+        delivered.ResponseTopic.Should().Be("cluster/route/reply");
+        delivered.CorrelationData.Should().Equal(1, 2, 3);
+        delivered.UserProperties.Select(p => p.Name + "=" + Encoding.UTF8.GetString(p.ValueBuffer.ToArray())).Should().Equal("origin=node C");
+        delivered.MessageExpiryInterval.Should().BeInRange(1, 600);
         subscriber.Received.Should().OnlyContain(m => m.Topic.StartsWith("cluster/route/", StringComparison.Ordinal));
     }
 
