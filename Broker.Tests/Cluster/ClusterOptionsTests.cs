@@ -2,6 +2,8 @@ using FluentAssertions;
 using Xunit;
 using Microsoft.Extensions.Configuration;
 using OmniBroker.Cluster;
+using OmniBroker.Tests.Storage;
+using OmniBroker.Tests.Support;
 
 namespace OmniBroker.Tests.Cluster;
 
@@ -45,6 +47,30 @@ public sealed class ClusterOptionsTests
         errors.Should().Contain(e => e.StartsWith("Cluster:NodeTimeout:", StringComparison.Ordinal));
         errors.Should().Contain(e => e.StartsWith("Cluster:Nats:Token:", StringComparison.Ordinal));
         errors.Should().Contain(e => e.StartsWith("Cluster:Mode:", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task HostStart_BadClusterKeys_RefusedWithEveryKeyNamed()
+    {
+        var root = TempDirectory.Create("omnibroker-cluster-config");
+        try
+        {
+            var policies = Path.Combine(root, "policies");
+            Directory.CreateDirectory(policies);
+            File.WriteAllText(Path.Combine(policies, "p.yaml"), "version: 1\nrules: []\n");
+            using var broker = BrokerHostProcess.Launch(root, BrokerHostProcess.FreePort(), policies,
+                "--Cluster:Nats:Urls=nats://127.0.0.1:1", "--Cluster:Replicas=0");
+            var exitCode = await broker.WaitForExitAsync(TimeSpan.FromSeconds(90));
+
+            exitCode.Should().NotBe(0, broker.Describe());
+            broker.Output.Should().Contain(l => l.Contains("Cluster:NodeId: required", StringComparison.Ordinal), broker.Describe());
+            broker.Output.Should().Contain(l => l.Contains("Cluster:Replicas:", StringComparison.Ordinal), broker.Describe());
+            broker.Output.Should().NotContain(l => l.Contains("[6000]", StringComparison.Ordinal), "nothing listens");
+        }
+        finally
+        {
+            TempDirectory.Delete(root);
+        }
     }
 
     [Fact]
