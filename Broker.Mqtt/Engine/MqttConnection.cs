@@ -437,13 +437,14 @@ internal sealed class MqttConnection
             if (v5)
             {
                 // 5.0 tells the client: PUBACK/PUBREC with 0x87, which also ends a QoS 2 flow (no PUBREL expected).
+                // Through the ack queue: it must not overtake acknowledgements still waiting for their commit [MQTT-4.6.0-2].
                 if (qos != MqttQos.AtMostOnce)
                 {
-                    Send(new PubAckPacket(qos == MqttQos.AtLeastOnce ? MqttPacketType.PubAck : MqttPacketType.PubRec)
+                    SendAck(new PubAckPacket(qos == MqttQos.AtLeastOnce ? MqttPacketType.PubAck : MqttPacketType.PubRec)
                     {
                         PacketId = packetId,
                         ReasonCode = MqttReasonCode.NotAuthorized,
-                    });
+                    }, 0);
                 }
                 return;
             }
