@@ -71,9 +71,22 @@ public sealed class ClusterFixture : IAsyncLifetime
         {
             CopyDirectory(Path.Combine(_root, "A", "pki"), Path.Combine(data, "pki"));
         }
-        var port = BrokerHostProcess.FreePort();
-        var process = await BrokerHostProcess.StartAsync(data, port, PolicyDirectory, "--Cluster:Nats:Urls=" + Nats.Url(natsIndex),
-            "--Cluster:NodeId=" + nodeId, "--Cluster:Replicas=3", "--Cluster:NodeTimeout=" + NodeTimeoutSeconds);
+        BrokerHostProcess process;
+        int port;
+        for (var attempt = 1; ; attempt++)
+        {
+            port = BrokerHostProcess.FreePort();
+            try
+            {
+                process = await BrokerHostProcess.StartAsync(data, port, PolicyDirectory, "--Cluster:Nats:Urls=" + Nats.Url(natsIndex),
+                    "--Cluster:NodeId=" + nodeId, "--Cluster:Replicas=3", "--Cluster:NodeTimeout=" + NodeTimeoutSeconds);
+                break;
+            }
+            catch (InvalidOperationException) when (attempt < 3)
+            {
+                // The host exited at start (the port chosen free was taken meanwhile): another port.
+            }
+        }
         lock (_started)
         {
             _started.Add(process);

@@ -26,7 +26,24 @@ public sealed class NatsServerCluster : IDisposable
 
     public string Url(int index) => "nats://127.0.0.1:" + ClientPorts[index].ToString(CultureInfo.InvariantCulture);
 
+    /// <summary>Starts the cluster; again on other ports (up to three times) when a port chosen free was taken meanwhile
+    /// by another process of a busy machine.</summary>
     public static async Task<NatsServerCluster> StartAsync(int count = 3)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await TryStartAsync(count);
+            }
+            catch (InvalidOperationException) when (attempt < 3)
+            {
+                // A server exited at start (address in use): new ports.
+            }
+        }
+    }
+
+    private static async Task<NatsServerCluster> TryStartAsync(int count)
     {
         var cluster = new NatsServerCluster(TempDirectory.Create("omnibroker-nats"));
         var routePorts = new List<int>();
