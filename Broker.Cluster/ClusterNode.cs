@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
@@ -32,8 +33,10 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
     private NatsConnection? _nats;
     private Task _running = Task.CompletedTask;
     private int _connectedOnce;
+    private readonly ClusterMetrics _metrics;
 
-    public ClusterNode(ClusterOptions options, MqttBroker broker, ILoggerFactory loggerFactory, TimeProvider? time = null)
+    public ClusterNode(ClusterOptions options, MqttBroker broker, ILoggerFactory loggerFactory, TimeProvider? time = null,
+        IMeterFactory? meterFactory = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(broker);
@@ -47,6 +50,7 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
         _inbox = new InboxConsumer(options, broker, _logger);
         _retained = new RetainedSync(broker, _logger);
         _liveness = new NodeLiveness(options, broker, _logger, time);
+        _metrics = new ClusterMetrics(meterFactory, this);
     }
 
     public string NodeId => _options.NodeId;
@@ -60,6 +64,9 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
     public long Received => _inbox.Received;
 
     public bool IsConnected => _nats?.ConnectionState == NatsConnectionState.Open;
+
+    /// <summary>Other nodes whose heartbeats this node currently sees.</summary>
+    public int OtherNodesAlive => _liveness.AliveCount;
 
     /// <summary>Attaches to the engine, connects to NATS, creates this node's inbox and the shared buckets, and starts
     /// following them. Before the MQTT listeners start (subscriptions restored from the store are published too).</summary>
@@ -160,6 +167,7 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
         }
         _stopping.Dispose();
         _resync.Dispose();
+        _metrics.Dispose();
     }
 
     // ------------------------------------------------------------------ IClusterLink (engine threads: never block)

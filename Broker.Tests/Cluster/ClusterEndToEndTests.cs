@@ -177,6 +177,34 @@ public sealed class ClusterEndToEndTests(ClusterFixture cluster, ITestOutputHelp
             + string.Join("\n", cluster.C.Process.Output.Where(l => l.Contains("[70", StringComparison.Ordinal)).TakeLast(20)));
     }
 
+    [Fact]
+    public async Task Metrics_AfterCrossNodeDelivery_ClusterSeriesExported()
+    {
+        await using var subscriber = await cluster.ConnectAsync(cluster.A, "metrics-sub-a");
+        await subscriber.SubscribeAsync("cluster/metrics/#", MqttQualityOfServiceLevel.AtLeastOnce);
+        await using var publisher = await cluster.ConnectAsync(cluster.C, "metrics-pub-c", "sensor-002");
+        await WaitForRouteAsync(publisher, "cluster/metrics/probe");
+        (await WaitForAsync(subscriber, m => m.Topic == "cluster/metrics/probe", 1)).Should().BeTrue();
+
+        var line = await cluster.A.Process.WaitForLineAsync(l => l.Contains("[6001]", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
+        var endPoint = System.Text.RegularExpressions.Regex.Match(line, @"listening on (?:https?://)?(\S+)").Groups[1].Value;
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        var metrics = await http.GetStringAsync($"http://{endPoint}/metrics");
+
+        metrics.Should().Contain("omnibroker_cluster_nats_connected 1");
+        Value(metrics, "omnibroker_cluster_nodes_alive").Should().BeGreaterThanOrEqualTo(2, "B and C");
+        Value(metrics, "omnibroker_cluster_received_total").Should().BeGreaterThan(0, "A received C's probe");
+        metrics.Should().Contain("omnibroker_cluster_forwarded_total").And.Contain("omnibroker_cluster_forward_failures_total");
+    }
+
+    private static double Value(string metrics, string series)
+    {
+        var line = metrics.Split('\n').FirstOrDefault(l => l.StartsWith(series + " ", StringComparison.Ordinal) || l.StartsWith(series + "{", StringComparison.Ordinal));
+        line.Should().NotBeNull($"{series} is exported");
+        var text = line!;
+        return double.Parse(text[(text.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     /// <summary>One subscriber on A, one publisher on <paramref name="publisherNode"/>: <paramref name="count"/> QoS 1
     /// messages, each PUBACK awaited; all must arrive in order. Returns messages per second end to end.</summary>
     private async Task<double> RunFlowAsync(ClusterHost publisherNode, string prefix, int count)
