@@ -1,5 +1,6 @@
 using System.Buffers;
 using FluentAssertions;
+using OmniBroker.Fuzz;
 using OmniBroker.Mqtt.Codec;
 using OmniBroker.Mqtt.Packets;
 using Xunit;
@@ -233,7 +234,7 @@ public class MqttPacketWriterTests
             Topic = "t",
             Qos = MqttQos.AtLeastOnce,
             PacketId = 1,
-            Payload = Support.SegmentedSequence.RandomSegments(all, seed: 1, maxSegment: 999),
+            Payload = SegmentedSequence.RandomSegments(all, seed: 1, maxSegment: 999),
         };
 
         byte[] encoded = Encode(publish, V3);

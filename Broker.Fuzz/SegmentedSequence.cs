@@ -1,10 +1,11 @@
 using System.Buffers;
 
-namespace OmniBroker.Tests.Support;
+namespace OmniBroker.Fuzz;
 
 /// <summary>
 /// Builds multi-segment <see cref="ReadOnlySequence{T}"/> inputs, the shape a pipe hands a decoder when
-/// a packet arrives across several reads: every field may straddle a segment boundary.
+/// a packet arrives across several reads: every field may straddle a segment boundary. Shared by the fuzz targets
+/// and the decoder tests (Broker.Tests references this project).
 /// </summary>
 public static class SegmentedSequence
 {
@@ -13,6 +14,18 @@ public static class SegmentedSequence
     {
         var sizes = new int[data.Length];
         Array.Fill(sizes, 1);
+        return Create(data, sizes);
+    }
+
+    /// <summary>Segments of <paramref name="size"/> bytes (the last one shorter), as a pipe fed by fixed-size reads.</summary>
+    public static ReadOnlySequence<byte> FixedSegments(ReadOnlySpan<byte> data, int size)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(size);
+        var sizes = new int[(data.Length + size - 1) / size];
+        for (int i = 0; i < sizes.Length; i++)
+        {
+            sizes[i] = Math.Min(size, data.Length - i * size);
+        }
         return Create(data, sizes);
     }
 
