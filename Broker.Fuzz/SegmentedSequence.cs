@@ -67,6 +67,20 @@ public static class SegmentedSequence
         return new ReadOnlySequence<byte>(first, 0, last, last.Memory.Length);
     }
 
+    /// <summary><paramref name="count"/> segments that all share <paramref name="chunk"/>: a huge sequence (past the
+    /// largest Remaining Length) without allocating it.</summary>
+    public static ReadOnlySequence<byte> Repeated(ReadOnlyMemory<byte> chunk, int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
+        Segment first = new(chunk, 0);
+        Segment last = first;
+        for (int i = 1; i < count; i++)
+        {
+            last = last.Append(chunk);
+        }
+        return new ReadOnlySequence<byte>(first, 0, last, chunk.Length);
+    }
+
     /// <summary>All the ways a test wants a byte[] cut up: whole, one byte per segment, and a few random cuts.</summary>
     public static IEnumerable<ReadOnlySequence<byte>> AllShapes(byte[] data)
     {

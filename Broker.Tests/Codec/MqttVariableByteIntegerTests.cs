@@ -9,15 +9,21 @@ namespace OmniBroker.Tests.Codec;
 /// tests and load tools.</summary>
 public sealed class MqttVariableByteIntegerTests
 {
+    /// <summary>Where the encoding grows by a byte (also the Remaining Lengths the packet writer is tested at).</summary>
+    public static TheoryData<int, string> EncodingBoundaries => new()
+    {
+        { 127, "7F" },
+        { 128, "80 01" },
+        { 16_383, "FF 7F" },
+        { 16_384, "80 80 01" },
+        { 2_097_151, "FF FF 7F" },
+        { 2_097_152, "80 80 80 01" },
+    };
+
     [Theory]
     [InlineData(0, "00")]
-    [InlineData(127, "7F")]
-    [InlineData(128, "80 01")]
-    [InlineData(16_383, "FF 7F")]
-    [InlineData(16_384, "80 80 01")]
-    [InlineData(2_097_151, "FF FF 7F")]
-    [InlineData(2_097_152, "80 80 80 01")]
     [InlineData(268_435_455, "FF FF FF 7F")]
+    [MemberData(nameof(EncodingBoundaries))]
     public void EncodeAndDecode_SpecBoundaries_RoundTripMinimally(int value, string hex)
     {
         var expected = Convert.FromHexString(hex.Replace(" ", "", StringComparison.Ordinal));
