@@ -36,6 +36,9 @@ public sealed class SqliteSessionStore : ISessionStore
     private long _appended;
     private long _writingUpTo;
     private long _committed;
+    /// <summary>Positions of batches that were committed only in part (database full): their waiters were told they
+    /// failed, and so must be a waiter that asks only afterwards (a releaser runs behind the writer). Oldest first.</summary>
+    private readonly Queue<(long From, long To, long Timestamp)> _failedRanges = new();
     private volatile bool _writable = true;
     private volatile bool _stopping;
     private Thread? _thread;
@@ -141,7 +144,9 @@ public sealed class SqliteSessionStore : ISessionStore
         {
             if (position <= _committed)
             {
-                return ValueTask.CompletedTask;
+                return FailedLocked(position)
+                    ? ValueTask.FromException(new StoreUnavailableException($"state database {Path} is full"))
+                    : ValueTask.CompletedTask;
             }
             return new ValueTask(position <= _writingUpTo && _writingCommit is { } writing ? writing.Task : _pendingCommit.Task);
         }
@@ -235,6 +240,10 @@ public sealed class SqliteSessionStore : ISessionStore
                 {
                     lock (_queueLock)
                     {
+                        if (!complete)
+                        {
+                            RecordFailedLocked(_committed + 1, _writingUpTo);
+                        }
                         _committed = _writingUpTo;
                         _writingCommit = null;
                     }
@@ -376,6 +385,34 @@ public sealed class SqliteSessionStore : ISessionStore
             }
         }
         return dropped;
+    }
+
+    /// <summary>How long a partly written batch is remembered for late waiters, and how many such batches at most.
+    /// A waiter asks within moments of its append (its connection's releaser), so both are generous.</summary>
+    private static readonly TimeSpan s_failedRangeAge = TimeSpan.FromMinutes(10);
+    private const int MaxFailedRanges = 65_536;
+
+    private void RecordFailedLocked(long from, long to)
+    {
+        var now = Stopwatch.GetTimestamp();
+        while (_failedRanges.TryPeek(out var oldest)
+            && (_failedRanges.Count >= MaxFailedRanges || Stopwatch.GetElapsedTime(oldest.Timestamp, now) > s_failedRangeAge))
+        {
+            _failedRanges.Dequeue();
+        }
+        _failedRanges.Enqueue((from, to, now));
+    }
+
+    private bool FailedLocked(long position)
+    {
+        foreach (var range in _failedRanges)
+        {
+            if (position >= range.From && position <= range.To)
+            {
+                return true;
+            }
+        }
+        return false;
     }
 
     private static TaskCompletionSource NewCommit() => new(TaskCreationOptions.RunContinuationsAsynchronously);

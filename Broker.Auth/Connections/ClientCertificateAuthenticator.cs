@@ -53,6 +53,9 @@ internal sealed class ClientCertificateAuthenticator
     /// <summary>The handshake starts now (after the wait for the first byte and for a slot).</summary>
     internal void RestartClock(HandshakeState state) => state.StartTimestamp = _time.GetTimestamp();
 
+    /// <summary>The clock of handshake durations and timeouts.</summary>
+    internal TimeProvider Time => _time;
+
     /// <summary>The handshake slots shared by every listener using <paramref name="options"/>.</summary>
     internal HandshakeGate GetHandshakeGate(MutualTlsOptions options)
     {
@@ -69,11 +72,9 @@ internal sealed class ClientCertificateAuthenticator
 
     /// <summary>Called by <see cref="HandshakeTrackingMiddleware"/> when the connection ends: a connection that
     /// never reached a decision either never finished the handshake in time (timeout: idle or stalled peers, the
-    /// handshake timeout, the slot queue) or failed in TLS itself (protocol mismatch, client gave up).</summary>
-    /// <summary>How much earlier than the stopwatch a timer-driven handshake timeout may fire.</summary>
-    private static readonly TimeSpan s_timerSlack = TimeSpan.FromMilliseconds(50);
-
-    internal void EndConnection(ConnectionContext connection, HandshakeState state, TimeSpan handshakeTimeout)
+    /// handshake timer, the slot queue; each sets <see cref="HandshakeState.TimeoutDetail"/>) or failed in TLS itself
+    /// (protocol mismatch, client gave up).</summary>
+    internal void EndConnection(ConnectionContext connection, HandshakeState state)
     {
         if (!state.TryDecide())
         {
@@ -82,13 +83,6 @@ internal sealed class ClientCertificateAuthenticator
         if (state.TimeoutDetail is { } detail)
         {
             Refuse(connection, state, CertificateFailureReason.Timeout, null, detail, exception: null, LogLevel.Information);
-        }
-        else if (_time.GetElapsedTime(state.StartTimestamp) >= handshakeTimeout - s_timerSlack)
-        {
-            // Kestrel's handshake timer starts after StartTimestamp, so its timeouts land here; its timer runs on the
-            // millisecond tick count, which can end a little before the stopwatch says the timeout has passed.
-            Refuse(connection, state, CertificateFailureReason.Timeout, null,
-                $"TLS handshake not finished within {handshakeTimeout}", exception: null, LogLevel.Information);
         }
         else
         {
@@ -247,6 +241,22 @@ internal sealed class HandshakeState
     public string? TimeoutDetail { get; private set; }
 
     public void NeverFinished(string detail) => TimeoutDetail = detail;
+
+    private int _handshake; // 0 running, 1 completed, 2 timed out
+
+    /// <summary>The TLS handshake finished. False when the handshake timer won the race (the connection is aborted).</summary>
+    public bool TryCompleteHandshake() => Interlocked.CompareExchange(ref _handshake, 1, 0) == 0;
+
+    /// <summary>The handshake timer fired. False when the handshake had already finished.</summary>
+    public bool TryTimeOutHandshake(string detail)
+    {
+        if (Interlocked.CompareExchange(ref _handshake, 2, 0) != 0)
+        {
+            return false;
+        }
+        TimeoutDetail = detail;
+        return true;
+    }
 
     public void HoldSlot(SemaphoreSlim slots) => _slot = slots;
 

@@ -29,7 +29,8 @@ public static class ClientCertificateListenOptionsExtensions
         listenOptions.Use(next => new HandshakeTrackingMiddleware(next, authenticator, options).OnConnectedAsync);
         listenOptions.UseHttps(new TlsHandshakeCallbackOptions
         {
-            HandshakeTimeout = options.HandshakeTimeout,
+            // HandshakeTrackingMiddleware times handshakes out; Kestrel's timer is only a backstop behind it.
+            HandshakeTimeout = options.HandshakeTimeout + TimeSpan.FromSeconds(5),
             OnConnection = context => ValueTask.FromResult(authenticator.CreateServerOptions(context, serverCertificate, options)),
         });
         listenOptions.Use(next => new ClientCertificateMiddleware(next, authenticator).OnConnectedAsync);

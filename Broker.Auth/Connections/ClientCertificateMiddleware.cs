@@ -23,7 +23,13 @@ internal sealed class ClientCertificateMiddleware
     public async Task OnConnectedAsync(ConnectionContext context)
     {
         // The handshake is over: its slot goes to the next queued connection.
-        context.Features.Get<HandshakeState>()?.ReleaseSlot();
+        var state = context.Features.Get<HandshakeState>();
+        state?.ReleaseSlot();
+        if (state is not null && !state.TryCompleteHandshake())
+        {
+            // Finished just after the handshake timer fired: the connection is already aborted and refused as timeout.
+            return;
+        }
         var tls = context.Features.Get<ITlsConnectionFeature>();
         var identity = await _authenticator.AuthenticateAsync(context, tls?.ClientCertificate).ConfigureAwait(false);
         if (identity is null)

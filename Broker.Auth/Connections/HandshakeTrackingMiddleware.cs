@@ -8,7 +8,7 @@ namespace OmniBroker.Auth;
 /// <summary>
 /// Outermost middleware of a mutual-TLS listener, before Kestrel's HTTPS middleware. It waits (at most the handshake
 /// timeout) for the client's first byte, then for one of <see cref="MutualTlsOptions.MaxConcurrentHandshakes"/>
-/// slots, and only then lets the handshake start, so its clock (Kestrel's handshake timeout and the handshake
+/// slots, and only then lets the handshake start, so its clock (the handshake timeout, kept here, and the handshake
 /// duration metric) starts with the handshake, not with the queue. The slot is released by
 /// <see cref="ClientCertificateMiddleware"/> when the handshake is done, or here when the connection ends. A
 /// connection that ends without an authentication decision is logged as refused: <c>timeout</c> when it never
@@ -40,12 +40,23 @@ internal sealed class HandshakeTrackingMiddleware
                 return;
             }
             _authenticator.RestartClock(state);
+            // The handshake timeout is ours, not Kestrel's (whose timer stays as a later backstop): a connection ended by
+            // it is then known to have timed out, instead of being told from a TLS failure by how long it lasted.
+            using var timer = _authenticator.Time.CreateTimer(static s =>
+            {
+                var (connection, handshake, timeout) = ((ConnectionContext, HandshakeState, TimeSpan))s!;
+                if (handshake.TryTimeOutHandshake($"TLS handshake not finished within {timeout}"))
+                {
+                    connection.Abort(new ConnectionAbortedException("TLS handshake timeout"));
+                }
+            }, (context, state, _options.HandshakeTimeout), _options.HandshakeTimeout, Timeout.InfiniteTimeSpan);
             await _next(context).ConfigureAwait(false);
         }
         finally
         {
+            // The outcome is logged before the slot goes to the next connection in the queue.
+            _authenticator.EndConnection(context, state);
             state.ReleaseSlot();
-            _authenticator.EndConnection(context, state, _options.HandshakeTimeout);
         }
     }
 

@@ -166,9 +166,16 @@ internal sealed class CrlFetcher : BackgroundService
         _time = time;
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    /// <summary>Loads the CRL files before the host starts its listeners (hosted services start before the server):
+    /// no device is checked against CRLs that are not loaded yet.</summary>
+    public override Task StartAsync(CancellationToken cancellationToken)
     {
         _store.StartWatching();
+        return base.StartAsync(cancellationToken);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
         while (!stoppingToken.IsCancellationRequested)
         {
             DateTimeOffset next;

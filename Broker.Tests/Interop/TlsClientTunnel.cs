@@ -183,70 +183,89 @@ public sealed class TlsClientTunnel : IAsyncDisposable
         client.Dispose();
     }
 
-    /// <summary>Broker → client. An orderly close by the broker becomes FIN; a broken TLS connection becomes RST.</summary>
-    private static async Task BrokerToClientAsync(SslStream broker, Socket client, NetworkStream clientStream, CancellationTokenSource brokerGone)
+    /// <summary>Runs a copy loop on its own thread with blocking I/O: the test process's thread pool is shared with
+    /// every test running in parallel, and a copy queued behind their work could reach the broker after bytes that a
+    /// client sent later on another connection (test_unsubscribe publishes on a second connection right after
+    /// unsubscribing on the first, and expects the broker to have seen the UNSUBSCRIBE first).</summary>
+    private static Task RunOnThread(string name, Action copy)
     {
-        var buffer = new byte[16 * 1024];
-        try
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
         {
-            while (true)
-            {
-                var read = await broker.ReadAsync(buffer);
-                if (read == 0)
-                {
-                    client.Shutdown(SocketShutdown.Send);
-                    return;
-                }
-                await clientStream.WriteAsync(buffer.AsMemory(0, read));
-            }
-        }
-        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
-        {
-            Reset(client);
-        }
-        finally
-        {
-            brokerGone.Cancel();
-        }
+            copy();
+            done.TrySetResult();
+        })
+        { IsBackground = true, Name = name };
+        thread.Start();
+        return done.Task;
     }
+
+    /// <summary>Broker → client. An orderly close by the broker becomes FIN; a broken TLS connection becomes RST.</summary>
+    private static Task BrokerToClientAsync(SslStream broker, Socket client, NetworkStream clientStream, CancellationTokenSource brokerGone) =>
+        RunOnThread("tunnel broker->client", () =>
+        {
+            var buffer = new byte[16 * 1024];
+            try
+            {
+                while (true)
+                {
+                    var read = broker.Read(buffer);
+                    if (read == 0)
+                    {
+                        client.Shutdown(SocketShutdown.Send);
+                        return;
+                    }
+                    clientStream.Write(buffer.AsSpan(0, read));
+                }
+            }
+            catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
+            {
+                Reset(client);
+            }
+            finally
+            {
+                brokerGone.Cancel();
+            }
+        });
 
     /// <summary>Client → broker. The client's FIN becomes close_notify + FIN; once the broker is gone, what the client
     /// still sends is read and discarded (as the broker's own lingering close would), until the client closes.</summary>
-    private static async Task ClientToBrokerAsync(NetworkStream clientStream, SslStream broker, CancellationToken brokerGone)
-    {
-        var buffer = new byte[16 * 1024];
-        var forwarding = true;
-        try
+    private static Task ClientToBrokerAsync(NetworkStream clientStream, SslStream broker, CancellationToken brokerGone) =>
+        RunOnThread("tunnel client->broker", () =>
         {
-            while (true)
+            var buffer = new byte[16 * 1024];
+            var forwarding = true;
+            try
             {
-                var read = await clientStream.ReadAsync(buffer);
-                if (read == 0)
+                while (true)
                 {
+                    var read = clientStream.Read(buffer);
+                    if (read == 0)
+                    {
+                        if (forwarding && !brokerGone.IsCancellationRequested)
+                        {
+                            broker.ShutdownAsync().GetAwaiter().GetResult();
+                        }
+                        return;
+                    }
                     if (forwarding && !brokerGone.IsCancellationRequested)
                     {
-                        await broker.ShutdownAsync();
-                    }
-                    return;
-                }
-                if (forwarding && !brokerGone.IsCancellationRequested)
-                {
-                    try
-                    {
-                        await broker.WriteAsync(buffer.AsMemory(0, read));
-                    }
-                    catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or InvalidOperationException)
-                    {
-                        forwarding = false;
+                        try
+                        {
+                            broker.Write(buffer.AsSpan(0, read));
+                        }
+                        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or InvalidOperationException)
+                        {
+                            forwarding = false;
+                        }
                     }
                 }
             }
-        }
-        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or InvalidOperationException)
-        {
-            // The client reset or the connection is being torn down.
-        }
-    }
+            catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or InvalidOperationException)
+            {
+                // The client reset or the connection is being torn down.
+            }
+        });
 
     private static void Reset(Socket socket)
     {

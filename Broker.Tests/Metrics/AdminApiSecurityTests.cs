@@ -119,9 +119,9 @@ public sealed class AdminApiSecurityTests : IClassFixture<AdminApiSecurityTests.
         refused.StatusCode.Should().Be(HttpStatusCode.Forbidden);
         var after = Exposition.Parse(await admin.GetStringAsync("/metrics"));
         (after.Value("omnibroker_admin_requests_total", "result=allow")
-            - before.Value("omnibroker_admin_requests_total", "result=allow")).Should().BeGreaterThanOrEqualTo(1);
+            - before.ValueOrZero("omnibroker_admin_requests_total", "result=allow")).Should().BeGreaterThanOrEqualTo(1);
         (after.Value("omnibroker_admin_requests_total", "result=deny")
-            - before.Value("omnibroker_admin_requests_total", "result=deny")).Should().BeGreaterThanOrEqualTo(1);
+            - before.ValueOrZero("omnibroker_admin_requests_total", "result=deny")).Should().BeGreaterThanOrEqualTo(1);
     }
 
     [Fact]

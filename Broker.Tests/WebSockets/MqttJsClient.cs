@@ -11,7 +11,7 @@ namespace OmniBroker.Tests.WebSockets;
 /// </summary>
 public sealed class MqttJsClient : IAsyncDisposable
 {
-    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
+    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(45);
 
     private static readonly SemaphoreSlim s_installLock = new(1, 1);
     private static bool s_installed;

@@ -31,7 +31,7 @@ const client = mqtt.connect(options.url, {
   keepalive: options.keepalive ?? 30,
   // One attempt: the tests assert on exactly what happened to it.
   reconnectPeriod: 0,
-  connectTimeout: 10_000,
+  connectTimeout: 30_000, // generous: a loaded 2-core CI machine starts node and does TLS slowly
 });
 
 client.on('connect', (connack) => emit('connected', { sessionPresent: connack.sessionPresent }));
