@@ -13,7 +13,7 @@ namespace OmniBroker.Mqtt.Diagnostics;
 public sealed partial class AggregatedLog
 {
     /// <summary>Longest topic written to a log line, in characters.</summary>
-    public const int MaxTopicLength = 96;
+    internal const int MaxTopicLength = 96;
 
     // Past this many pairs, quiet ones are forgotten at once rather than at the next Flush.
     private const int MaxTrackedKeys = 10_000;
@@ -50,7 +50,7 @@ public sealed partial class AggregatedLog
         Record(denial ? Kind.Denied : Kind.Dropped, clientId, reason, topic, count, 0);
 
     /// <summary>Writes the pending counts whose interval has passed and forgets pairs quiet for a long time.</summary>
-    public void Flush()
+    internal void Flush()
     {
         foreach (var (key, bucket) in _buckets)
         {
