@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Builder;
+using OmniBroker.Auth.Pki;
 using OmniBroker.Host.Admin;
 using OmniBroker.Host.Configuration;
 using OmniBroker.Host.Enrollment;
