@@ -42,4 +42,16 @@ public static class AuthServiceCollectionExtensions
             sp.GetService<ILogger<ClientCertificateAuthenticator>>()));
         return services;
     }
+
+    /// <summary>
+    /// Registers the <see cref="OmniBroker.Mqtt.Abstractions.IRestoredIdentityValidator"/> that re-checks a restored
+    /// session's certificate as a handshake would (chain, validity, key usage, then revocation when an
+    /// <see cref="IRevocationChecker"/> is registered). Needs <see cref="AddClientCertificateAuthentication"/>.
+    /// </summary>
+    public static IServiceCollection AddRestoredCertificateValidation(this IServiceCollection services)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        services.AddSingleton<OmniBroker.Mqtt.Abstractions.IRestoredIdentityValidator, Revocation.RestoredCertificateValidator>();
+        return services;
+    }
 }

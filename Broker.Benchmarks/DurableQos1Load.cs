@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Globalization;
@@ -5,6 +6,7 @@ using System.Net.Security;
 using System.Net.Sockets;
 using System.Text;
 using OmniBroker.Benchmarks.Support;
+using OmniBroker.Mqtt.Codec;
 
 namespace OmniBroker.Benchmarks;
 
@@ -152,21 +154,11 @@ internal static class DurableQos1Load
         {
             return false;
         }
-        int remaining = 0, multiplier = 1, i = 1;
-        while (true)
+        if (MqttVariableByteInteger.TryDecode(data[1..], out int remaining, out int lengthBytes) != OperationStatus.Done)
         {
-            if (i >= data.Length)
-            {
-                return false;
-            }
-            var b = data[i++];
-            remaining += (b & 0x7F) * multiplier;
-            multiplier *= 128;
-            if ((b & 0x80) == 0)
-            {
-                break;
-            }
+            return false;
         }
+        int i = 1 + lengthBytes;
         if (data.Length < i + remaining)
         {
             return false;

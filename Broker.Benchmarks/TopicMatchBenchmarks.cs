@@ -1,4 +1,5 @@
 using BenchmarkDotNet.Attributes;
+using OmniBroker.Mqtt.Codec;
 using OmniBroker.Mqtt.Engine;
 using OmniBroker.Mqtt.Packets;
 
@@ -71,7 +72,7 @@ public class TopicMatchBenchmarks
         var count = 0;
         foreach (var filter in _filters)
         {
-            if (TopicFilters.Matches(filter, "devices/42424/commands/reboot"))
+            if (MqttTopic.Matches(filter, "devices/42424/commands/reboot"))
             {
                 count++;
             }

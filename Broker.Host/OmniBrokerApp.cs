@@ -139,14 +139,7 @@ public static class OmniBrokerApp
         if (developmentPki is not null)
         {
             var authLogger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("OmniBroker.Auth.Pki");
-            if (pkiCreated)
-            {
-                AuthLog.DevelopmentPkiCreated(authLogger, developmentPki.Directory);
-            }
-            else
-            {
-                AuthLog.DevelopmentPkiLoaded(authLogger, developmentPki.Directory);
-            }
+            DevelopmentPkiCommands.LogOpened(developmentPki, authLogger, pkiCreated);
         }
         if (settings.PolicyDirectory is not null)
         {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using OmniBroker.Mqtt.Abstractions;
+using OmniBroker.Mqtt.Codec;
 using OmniBroker.Policy.Certificates;
 using OmniBroker.Policy.Compilation;
 using OmniBroker.Policy.Matching;
@@ -71,7 +72,7 @@ internal static class PolicyEvaluator
         var trace = new List<Contribution>();
         if (query.Action == PolicyAction.Subscribe)
         {
-            if (!TopicFilters.TryStripShare(topic, out var inner) || !TopicFilters.IsValidFilter(inner))
+            if (!MqttTopic.IsValidTopicFilter(topic))
             {
                 return new PolicyDecision(false, null, Detail: $"'{topic}' is not a valid topic filter");
             }
@@ -89,7 +90,7 @@ internal static class PolicyEvaluator
             };
         }
 
-        if (!TopicFilters.IsValidTopicName(topic))
+        if (!MqttTopic.IsValidTopicName(topic))
         {
             return new PolicyDecision(false, null, Detail: $"'{topic}' is not a valid topic name (empty, or contains '+', '#' or NUL)");
         }

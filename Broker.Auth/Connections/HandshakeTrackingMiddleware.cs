@@ -92,13 +92,13 @@ internal sealed class HandshakeGate
 {
     private readonly SemaphoreSlim _slots;
     private readonly int _limit;
-    private readonly LimitHitLog _limitLog;
+    private readonly AggregatedLog _limitLog;
 
     public HandshakeGate(int limit, ILogger logger, TimeProvider time)
     {
         _limit = limit;
         _slots = new SemaphoreSlim(limit, limit);
-        _limitLog = new LimitHitLog(logger, time);
+        _limitLog = new AggregatedLog(logger, time);
     }
 
     public int Available => _slots.CurrentCount;
@@ -108,7 +108,7 @@ internal sealed class HandshakeGate
         if (!_slots.Wait(0))
         {
             // A storm: queue. Logged once per interval for the whole listener, not per connection.
-            _limitLog.Hit(LimitMetrics.Limits.HandshakesQueued, "tls listener", _limit, "TLS handshakes wait for a slot (Tls:MaxConcurrentHandshakes)");
+            _limitLog.LimitHit(LimitMetrics.Limits.HandshakesQueued, "tls listener", _limit, "TLS handshakes wait for a slot (Tls:MaxConcurrentHandshakes)");
             bool entered;
             try
             {
@@ -121,7 +121,7 @@ internal sealed class HandshakeGate
             }
             if (!entered)
             {
-                _limitLog.Hit(LimitMetrics.Limits.HandshakeQueueTimeout, "tls listener", _limit, $"connections waited {queueTimeout} for a handshake slot and were closed (Tls:HandshakeQueueTimeout)");
+                _limitLog.LimitHit(LimitMetrics.Limits.HandshakeQueueTimeout, "tls listener", _limit, $"connections waited {queueTimeout} for a handshake slot and were closed (Tls:HandshakeQueueTimeout)");
                 state.NeverFinished($"no handshake slot within {queueTimeout}");
                 return false;
             }

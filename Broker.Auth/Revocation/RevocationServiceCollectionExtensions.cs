@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using OmniBroker.Auth.Pki;
 
 namespace OmniBroker.Auth.Revocation;
 
@@ -95,5 +96,17 @@ public static class RevocationServiceCollectionExtensions
         services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<RevocationRuntime>().Fetcher);
         services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<RevocationRuntime>().Monitor);
         return services;
+    }
+
+    /// <summary>
+    /// <see cref="AddOmniBrokerRevocation"/> for the development PKI in <paramref name="pkiDirectory"/>: its CRL files
+    /// are created or re-issued at start and every hour, and watched (mode crl-then-ocsp, hard-fail, monitor every
+    /// 10 s) unless <paramref name="section"/> says otherwise.
+    /// </summary>
+    public static IServiceCollection AddDevelopmentPkiRevocation(this IServiceCollection services, IConfiguration section, string pkiDirectory)
+    {
+        // Registered before the revocation services so the CRL files exist when the CRL store first loads them.
+        services.AddHostedService<DevelopmentCrlPublisher>();
+        return services.AddOmniBrokerRevocation(section, o => o.UseDevelopmentPki(DevelopmentPkiRevocation.CrlPaths(pkiDirectory)));
     }
 }

@@ -1,6 +1,8 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Net.Security;
 using OmniBroker.Benchmarks.Support;
+using OmniBroker.Mqtt.Codec;
 
 namespace OmniBroker.Benchmarks.Load;
 
@@ -71,18 +73,10 @@ internal sealed class LoadClient : IAsyncDisposable
     {
         var topicLength = System.Text.Encoding.UTF8.GetByteCount(topic);
         var remaining = 2 + topicLength + (qos > 0 ? 2 : 0) + payloadSize;
-        var header = remaining < 128 ? 2 : 3;
+        var header = 1 + MqttVariableByteInteger.GetSize(remaining);
         var packet = new byte[header + remaining];
         packet[0] = (byte)(0x30 | (qos << 1));
-        if (remaining < 128)
-        {
-            packet[1] = (byte)remaining;
-        }
-        else
-        {
-            packet[1] = (byte)((remaining % 128) | 0x80);
-            packet[2] = (byte)(remaining / 128);
-        }
+        MqttVariableByteInteger.Encode(packet.AsSpan(1), remaining);
         var o = header;
         BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(o), (ushort)topicLength);
         o += 2;
@@ -189,23 +183,11 @@ internal sealed class LoadClient : IAsyncDisposable
         {
             return false;
         }
-        var remaining = 0;
-        var multiplier = 1;
-        var i = 1;
-        while (true)
+        if (MqttVariableByteInteger.TryDecode(data[1..], out var remaining, out var lengthBytes) != OperationStatus.Done)
         {
-            if (i >= data.Length || i > 4)
-            {
-                return false;
-            }
-            var b = data[i++];
-            remaining += (b & 0x7F) * multiplier;
-            multiplier *= 128;
-            if ((b & 0x80) == 0)
-            {
-                break;
-            }
+            return false;
         }
+        var i = 1 + lengthBytes;
         if (data.Length < i + remaining)
         {
             return false;

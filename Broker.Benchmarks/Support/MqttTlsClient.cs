@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Security;
@@ -5,6 +6,7 @@ using System.Net.Sockets;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
+using OmniBroker.Mqtt.Codec;
 
 namespace OmniBroker.Benchmarks.Support;
 
@@ -113,10 +115,10 @@ internal sealed class MqttTlsClient : IAsyncDisposable
     {
         int filterLength = Encoding.UTF8.GetByteCount(filter);
         int remaining = 2 + 2 + filterLength + 1;
-        byte[] packet = new byte[1 + VarIntLength(remaining) + remaining];
+        byte[] packet = new byte[1 + MqttVariableByteInteger.GetSize(remaining) + remaining];
         int o = 0;
         packet[o++] = 0x82;
-        o += WriteVarInt(packet.AsSpan(o), remaining);
+        o += MqttVariableByteInteger.Encode(packet.AsSpan(o), remaining);
         BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(o), 1);
         o += 2;
         BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(o), (ushort)filterLength);
@@ -150,10 +152,10 @@ internal sealed class MqttTlsClient : IAsyncDisposable
     {
         int topicLength = Encoding.UTF8.GetByteCount(topic);
         int remaining = 2 + topicLength + payload.Length;
-        byte[] packet = new byte[1 + VarIntLength(remaining) + remaining];
+        byte[] packet = new byte[1 + MqttVariableByteInteger.GetSize(remaining) + remaining];
         int o = 0;
         packet[o++] = 0x30;
-        o += WriteVarInt(packet.AsSpan(o), remaining);
+        o += MqttVariableByteInteger.Encode(packet.AsSpan(o), remaining);
         BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(o), (ushort)topicLength);
         o += 2;
         o += Encoding.UTF8.GetBytes(topic, packet.AsSpan(o));
@@ -167,10 +169,10 @@ internal sealed class MqttTlsClient : IAsyncDisposable
     {
         int idLength = Encoding.UTF8.GetByteCount(clientId);
         int remaining = 10 + 2 + idLength;
-        byte[] packet = new byte[1 + VarIntLength(remaining) + remaining];
+        byte[] packet = new byte[1 + MqttVariableByteInteger.GetSize(remaining) + remaining];
         int o = 0;
         packet[o++] = 0x10;
-        o += WriteVarInt(packet.AsSpan(o), remaining);
+        o += MqttVariableByteInteger.Encode(packet.AsSpan(o), remaining);
         ReadOnlySpan<byte> header = [0x00, 0x04, (byte)'M', (byte)'Q', (byte)'T', (byte)'T', 0x04, 0x02];
         header.CopyTo(packet.AsSpan(o));
         o += header.Length;
@@ -191,20 +193,6 @@ internal sealed class MqttTlsClient : IAsyncDisposable
         }
     }
 
-    private static int VarIntLength(int value) => value < 128 ? 1 : value < 16_384 ? 2 : value < 2_097_152 ? 3 : 4;
-
-    private static int WriteVarInt(Span<byte> destination, int value)
-    {
-        int i = 0;
-        do
-        {
-            byte b = (byte)(value % 128);
-            value /= 128;
-            destination[i++] = value > 0 ? (byte)(b | 0x80) : b;
-        }
-        while (value > 0);
-        return i;
-    }
 }
 
 /// <summary>Counts MQTT PUBLISH packets in a byte stream that may split packets anywhere.</summary>
@@ -212,8 +200,9 @@ internal struct PublishCounter
 {
     private int _state; // 0: fixed header byte, 1: remaining length, 2: skipping the body
     private bool _isPublish;
+    private LengthBytes _length;
+    private int _lengthCount;
     private int _remaining;
-    private int _multiplier;
 
     public long Publishes { get; private set; }
 
@@ -227,14 +216,12 @@ internal struct PublishCounter
                 case 0:
                     _isPublish = (data[i++] >> 4) == 3;
                     _remaining = 0;
-                    _multiplier = 1;
+                    _lengthCount = 0;
                     _state = 1;
                     break;
                 case 1:
-                    byte b = data[i++];
-                    _remaining += (b & 0x7F) * _multiplier;
-                    _multiplier *= 128;
-                    if ((b & 0x80) == 0)
+                    _length[_lengthCount++] = data[i++];
+                    if (MqttVariableByteInteger.TryDecode(((ReadOnlySpan<byte>)_length)[.._lengthCount], out _remaining, out _) == OperationStatus.Done)
                     {
                         Complete();
                     }
@@ -269,4 +256,11 @@ internal struct PublishCounter
 
         _state = 0;
     }
+}
+
+/// <summary>The (at most four) Remaining Length bytes seen so far, kept inline in the counter.</summary>
+[System.Runtime.CompilerServices.InlineArray(MqttVariableByteInteger.MaxSize)]
+internal struct LengthBytes
+{
+    private byte _first;
 }

@@ -22,7 +22,7 @@ internal static class MqttTarget
         Decode(new ReadOnlySequence<byte>(data), version);
         if (data.Length > 3)
         {
-            Decode(Segments.Split(data, 3), version);
+            Decode(SegmentedSequence.FixedSegments(data, 3), version);
         }
     }
 

@@ -15,7 +15,7 @@ internal static class ProxyProtocolTarget
         Decode(new ReadOnlySequence<byte>(data));
         if (data.Length > 5)
         {
-            Decode(Segments.Split(data, 5));
+            Decode(SegmentedSequence.FixedSegments(data, 5));
         }
     }
 

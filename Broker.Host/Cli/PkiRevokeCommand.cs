@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Security.Cryptography.X509Certificates;
 using OmniBroker.Auth.Pki;
-using OmniBroker.Auth.Revocation;
 using OmniBroker.Host.Configuration;
 
 namespace OmniBroker.Host.Cli;
@@ -68,7 +67,7 @@ public static class PkiRevokeCommand
             {
                 try
                 {
-                    IReadOnlyList<IssuedCertificate> revoked = DevelopmentPkiRevocation.Revoke(pki, parseResult.GetValue(serial), parseResult.GetValue(cn),
+                    IReadOnlyList<IssuedCertificate> revoked = DevelopmentPkiCommands.Revoke(pki, parseResult.GetValue(serial), parseResult.GetValue(cn),
                         revocationReason, TimeProvider.System);
                     foreach (IssuedCertificate row in revoked)
                     {
@@ -79,9 +78,8 @@ public static class PkiRevokeCommand
 
                     foreach (bool root in revoked.Select(r => r.Issuer == "root").Distinct())
                     {
-                        string path = root ? DevelopmentPkiRevocation.RootCrlPath(pki.Directory) : DevelopmentPkiRevocation.IntermediateCrlPath(pki.Directory);
-                        ParsedCrl crl = ParsedCrl.Parse(File.ReadAllBytes(path));
-                        output.WriteLine($"  CRL:    {path} (number {crl.Number}, {crl.RevokedCount} revoked, next update {crl.NextUpdate:u})");
+                        DevelopmentCrlSummary crl = DevelopmentPkiCommands.DescribeCrl(pki, root);
+                        output.WriteLine($"  CRL:    {crl.Path} (number {crl.Number}, {crl.RevokedCount} revoked, next update {crl.NextUpdate:u})");
                     }
 
                     return CliCommands.ExitOk;

@@ -1,10 +1,6 @@
 using System.CommandLine;
-using System.Security.Cryptography;
-using System.Security.Cryptography.X509Certificates;
 using OmniBroker.Mqtt.Packets;
 using OmniBroker.Policy;
-using OmniBroker.Policy.Certificates;
-using OmniBroker.Policy.Compilation;
 
 namespace OmniBroker.Host.Cli;
 
@@ -15,11 +11,6 @@ namespace OmniBroker.Host.Cli;
 /// </summary>
 internal static class PolicyCommands
 {
-    public const int ExitOk = 0;
-    public const int ExitDenied = 1;
-    public const int ExitInvalid = 1;
-    public const int ExitBadInput = 2;
-
     private const string DefaultDirectory = "./policies";
 
     public static Command Create()
@@ -41,30 +32,11 @@ internal static class PolicyCommands
         {
             directory,
         };
-        command.SetAction(parseResult => Lint(
+        command.SetAction(parseResult => PolicyTool.Lint(
             parseResult.GetValue(directory) ?? DefaultDirectory,
             parseResult.InvocationConfiguration.Output,
             parseResult.InvocationConfiguration.Error));
         return command;
-    }
-
-    internal static int Lint(string directory, TextWriter output, TextWriter error)
-    {
-        var result = PolicyLoader.LoadDirectory(directory);
-        if (result.Policy is null)
-        {
-            foreach (var e in result.Errors)
-            {
-                error.WriteLine(e.ToString());
-            }
-
-            error.WriteLine($"{result.Errors.Count} error{(result.Errors.Count == 1 ? "" : "s")} in {directory}");
-            return ExitInvalid;
-        }
-
-        var policy = result.Policy;
-        output.WriteLine($"OK: {policy.Files.Count} file{(policy.Files.Count == 1 ? "" : "s")}, {policy.Rules.Length} rules, version {policy.Version.ContentHash}");
-        return ExitOk;
     }
 
     private static Command CreateExplain()
@@ -134,8 +106,8 @@ internal static class PolicyCommands
                 topic = parseResult.GetValue(receive);
             }
 
-            return Explain(
-                new ExplainRequest(
+            return PolicyTool.Explain(
+                new PolicyExplainRequest(
                     parseResult.GetValue(cert)!,
                     action,
                     topic,
@@ -149,104 +121,4 @@ internal static class PolicyCommands
         return command;
     }
 
-    internal sealed record ExplainRequest(
-        string CertificatePath, PolicyAction Action, string? Topic, string? ClientId, MqttQos Qos, bool Retain, string PolicyDirectory);
-
-    internal static int Explain(ExplainRequest request, TextWriter output, TextWriter error)
-    {
-        X509Certificate2 certificate;
-        try
-        {
-            certificate = LoadCertificate(request.CertificatePath);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or CryptographicException)
-        {
-            error.WriteLine($"omnibroker: cannot read certificate {request.CertificatePath}: {ex.Message}");
-            return ExitBadInput;
-        }
-
-        using (certificate)
-        {
-            var result = PolicyLoader.LoadDirectory(request.PolicyDirectory);
-            if (result.Policy is null)
-            {
-                foreach (var e in result.Errors)
-                {
-                    error.WriteLine(e.ToString());
-                }
-
-                error.WriteLine($"omnibroker: the policy in {request.PolicyDirectory} is invalid ({result.Errors.Count} errors); run 'omnibroker policy lint'");
-                return ExitBadInput;
-            }
-
-            var policy = result.Policy;
-            var defaultedClientId = request.ClientId is null;
-            var clientId = request.ClientId ?? CommonName(certificate);
-            var decision = PolicyEvaluator.Explain(
-                policy, new PolicyQuery(certificate, clientId, request.Action, request.Topic, request.Qos, request.Retain));
-
-            var what = request.Action switch
-            {
-                PolicyAction.Publish => $"publish {request.Topic} (qos {(int)request.Qos}, retain {(request.Retain ? "true" : "false")})",
-                PolicyAction.Subscribe => $"subscribe {request.Topic}",
-                PolicyAction.Receive => $"receive {request.Topic}",
-                PolicyAction.Connect => "connect",
-                _ => "admin",
-            };
-            output.WriteLine($"{(decision.Allowed ? "allow" : "deny")} {what}");
-            output.WriteLine($"  client:     {certificate.Subject}");
-            output.WriteLine($"  client id:  {clientId}{(defaultedClientId ? " (the certificate's CN; pass --client-id to change)" : "")}");
-            if (decision.DecidingRule is { } rule)
-            {
-                output.WriteLine($"  decided by: {rule.File}:{rule.Line} rule '{rule.Id}' ({(rule.Effect == PolicyEffect.Deny ? "explicit deny" : "allow")})"
-                    + (decision.MatchedFilter is null ? "" : $", filter {decision.MatchedFilter}"));
-                if (rule.Description is { } description)
-                {
-                    output.WriteLine($"              {description}");
-                }
-            }
-            else
-            {
-                output.WriteLine($"  decided by: {decision.Explanation}");
-            }
-
-            foreach (var withheld in decision.NotDelivered)
-            {
-                output.WriteLine($"  granted; messages on topics matching {withheld.Filter} will not be delivered "
-                    + $"({withheld.Rule.File}:{withheld.Rule.Line} rule '{withheld.Rule.Id}', explicit deny)");
-            }
-
-            foreach (var other in decision.MatchingRules)
-            {
-                if (other != decision.DecidingRule && !decision.NotDelivered.Any(w => w.Rule == other))
-                {
-                    output.WriteLine($"  also matched: {other.File}:{other.Line} rule '{other.Id}' ({(other.Effect == PolicyEffect.Deny ? "deny" : "allow")})");
-                }
-            }
-
-            if (request.Action is not (PolicyAction.Connect or PolicyAction.Admin))
-            {
-                var connectDecision = PolicyEvaluator.Explain(policy, new PolicyQuery(certificate, clientId, PolicyAction.Connect));
-                if (!connectDecision.Allowed)
-                {
-                    output.WriteLine($"  note: this client cannot connect with this client id ({connectDecision.Explanation})");
-                }
-            }
-
-            output.WriteLine($"  policy:     {request.PolicyDirectory} ({policy.Files.Count} files, {policy.Rules.Length} rules, version {policy.Version.ContentHash})");
-            return decision.Allowed ? ExitOk : ExitDenied;
-        }
-    }
-
-    private static string CommonName(X509Certificate2 certificate) =>
-        ClientAttributes.From(certificate, null).Get(new AttributeRef(AttributeKind.CommonName, "cert.cn")) is [var cn, ..] ? cn : "";
-
-    private static X509Certificate2 LoadCertificate(string path)
-    {
-        var bytes = File.ReadAllBytes(path);
-        var text = System.Text.Encoding.ASCII.GetString(bytes);
-        return text.Contains("-----BEGIN CERTIFICATE-----", StringComparison.Ordinal)
-            ? X509Certificate2.CreateFromPem(text)
-            : X509CertificateLoader.LoadCertificate(bytes);
-    }
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Configuration;
@@ -29,10 +30,24 @@ public static class MetricsEndpointExtensions
 
         services.TryAddSingleton<AdminMetrics>();
         services.AddSingleton<IPrimedMetrics>(sp => sp.GetRequiredService<AdminMetrics>());
-        services.AddOpenTelemetry().WithMetrics(metrics => metrics
-            .AddMeter(MeterNamePattern)
-            // Every scrape collects afresh: a cached answer would hide a just-counted event from a scrape that follows it.
-            .AddPrometheusExporter(exporter => exporter.ScrapeResponseCacheDurationMilliseconds = 0));
+        services.AddOpenTelemetry().WithMetrics(metrics =>
+        {
+            metrics
+                .AddMeter(MeterNamePattern)
+                // Every scrape collects afresh: a cached answer would hide a just-counted event from a scrape that follows it.
+                .AddPrometheusExporter(exporter => exporter.ScrapeResponseCacheDurationMilliseconds = 0);
+            // Only this host's meters (from its IMeterFactory) and process-wide static ones: a meter listener sees every
+            // meter of the process, and a second host in the same process (tests, an embedding application) would
+            // otherwise share metric streams with this one: gauges overwritten by the other host's values, and
+            // streams ended when the other host disposes its meters.
+            ((IDeferredMeterProviderBuilder)metrics).Configure((sp, builder) =>
+            {
+                var factory = sp.GetRequiredService<IMeterFactory>();
+                builder.AddView(instrument => instrument.Meter.Scope is null || ReferenceEquals(instrument.Meter.Scope, factory)
+                    ? null
+                    : MetricStreamConfiguration.Drop);
+            });
+        });
         return services;
     }
 

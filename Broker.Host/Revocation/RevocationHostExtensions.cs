@@ -1,8 +1,5 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
-using OmniBroker.Auth.Pki;
 using OmniBroker.Auth.Revocation;
 using OmniBroker.Host.Configuration;
 
@@ -27,10 +24,7 @@ public static class RevocationHostExtensions
         {
             if (settings.UsesDevelopmentPki)
             {
-                // Registered before the revocation services so the CRL files exist when the CRL store first loads them.
-                builder.Services.AddHostedService<DevelopmentCrlPublisher>();
-                builder.Services.AddOmniBrokerRevocation(builder.Configuration.GetSection(Section),
-                    o => o.UseDevelopmentPki(DevelopmentPkiRevocation.CrlPaths(settings.DevelopmentPkiDirectory)));
+                builder.Services.AddDevelopmentPkiRevocation(builder.Configuration.GetSection(Section), settings.DevelopmentPkiDirectory);
             }
             else
             {
@@ -40,60 +34,6 @@ public static class RevocationHostExtensions
         catch (RevocationConfigurationException ex)
         {
             throw new BrokerConfigurationException(ex.Errors);
-        }
-    }
-}
-
-/// <summary>Keeps the development PKI's CRL files present and current: at start, then every hour.</summary>
-internal sealed class DevelopmentCrlPublisher : BackgroundService
-{
-    private readonly DevelopmentPki? _pki;
-    private readonly TimeProvider _time;
-    private readonly ILogger _logger;
-
-    public DevelopmentCrlPublisher(IServiceProvider services, TimeProvider time, ILoggerFactory loggers)
-    {
-        _pki = services.GetService<DevelopmentPki>();
-        _time = time;
-        _logger = loggers.CreateLogger("OmniBroker.Host.Revocation");
-    }
-
-    public override Task StartAsync(CancellationToken cancellationToken)
-    {
-        Publish();
-        return base.StartAsync(cancellationToken);
-    }
-
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        using PeriodicTimer timer = new(TimeSpan.FromHours(1), _time);
-        try
-        {
-            while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
-            {
-                Publish();
-            }
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
-            // Shutdown, including the one after a failed start (no StopAsync then): not an error.
-        }
-    }
-
-    private void Publish()
-    {
-        if (_pki is null)
-        {
-            return;
-        }
-
-        try
-        {
-            DevelopmentPkiRevocation.EnsureCrls(_pki, _time);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException)
-        {
-            RevocationLog.CrlFileUnreadable(_logger, DevelopmentPkiRevocation.IntermediateCrlPath(_pki.Directory), $"cannot publish the development CRLs: {ex.Message}");
         }
     }
 }

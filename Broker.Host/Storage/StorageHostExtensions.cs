@@ -3,6 +3,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using OmniBroker.Auth;
 using OmniBroker.Host.Configuration;
 using OmniBroker.Mqtt.Abstractions;
 using OmniBroker.Storage;
@@ -32,7 +33,7 @@ internal static class StorageHostExtensions
         builder.Services.AddSingleton(store);
         // A factory, so that the container disposes it (after the broker, which depends on it): last commit on shutdown.
         builder.Services.AddSingleton<ISessionStore>(sp => sp.GetRequiredService<SqliteSessionStore>());
-        builder.Services.AddSingleton<IRestoredIdentityValidator, RestoredCertificateValidator>();
+        builder.Services.AddRestoredCertificateValidation();
         builder.Services.AddHostedService(sp =>
         {
             logger.Attach(sp.GetRequiredService<ILoggerFactory>().CreateLogger("OmniBroker.Storage"));

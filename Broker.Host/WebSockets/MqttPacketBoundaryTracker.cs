@@ -1,4 +1,5 @@
 using System.Buffers;
+using OmniBroker.Mqtt.Codec;
 
 namespace OmniBroker.Host.WebSockets;
 
@@ -15,8 +16,8 @@ internal sealed class MqttPacketBoundaryTracker
 
     private State _state = State.Header;
     private byte _type;
+    private readonly byte[] _length = new byte[MqttVariableByteInteger.MaxSize];
     private int _remaining;
-    private int _multiplier;
     private int _lengthBytes;
     private int _bodyIndex;
     private byte _body0;
@@ -41,7 +42,8 @@ internal sealed class MqttPacketBoundaryTracker
 
     public byte LastBody1 { get; private set; }
 
-    /// <summary>A fixed header no MQTT version allows was seen (reserved type 0, Remaining Length over 4 bytes).</summary>
+    /// <summary>A fixed header no MQTT version allows was seen (reserved type 0, Remaining Length over 4 bytes or not
+    /// minimal).</summary>
     public bool Malformed => _state == State.Broken;
 
     public bool LastIsDisconnect => LastType == Disconnect;
@@ -71,22 +73,20 @@ internal sealed class MqttPacketBoundaryTracker
                         return;
                     }
                     _remaining = 0;
-                    _multiplier = 1;
                     _lengthBytes = 0;
                     _state = State.Length;
                     i++;
                     break;
 
                 case State.Length:
-                    var b = data[i++];
-                    _remaining += (b & 0x7F) * _multiplier;
-                    _multiplier <<= 7;
-                    if (++_lengthBytes > 4)
+                    _length[_lengthBytes++] = data[i++];
+                    var status = MqttVariableByteInteger.TryDecode(_length.AsSpan(0, _lengthBytes), out _remaining, out _);
+                    if (status == OperationStatus.InvalidData)
                     {
                         _state = State.Broken;
                         return;
                     }
-                    if ((b & 0x80) == 0)
+                    if (status == OperationStatus.Done)
                     {
                         _bodyIndex = 0;
                         _body0 = 0;

@@ -84,7 +84,7 @@ internal ref struct MqttBufferWriter
     {
         int size = MqttWire.VariableByteIntegerSize(value);
         Ensure(size);
-        MqttWire.WriteVariableByteInteger(_span, value, size);
+        MqttVariableByteInteger.Encode(_span, value);
         Advance(size);
     }
 
@@ -94,7 +94,7 @@ internal ref struct MqttBufferWriter
         int size = MqttWire.VariableByteIntegerSize(remainingLength);
         Ensure(1 + size);
         _span[0] = typeAndFlags;
-        MqttWire.WriteVariableByteInteger(_span[1..], remainingLength, size);
+        MqttVariableByteInteger.Encode(_span[1..], remainingLength);
         Advance(1 + size);
     }
 

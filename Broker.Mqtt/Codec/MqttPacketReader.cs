@@ -118,27 +118,12 @@ public static class MqttPacketReader
     // Unlike MqttWire.ReadVariableByteInteger this one can run out of input, which means "wait".
     private static bool TryReadRemainingLength(ref SequenceReader<byte> reader, out int value)
     {
-        value = 0;
-        for (int i = 0; ; i++)
+        OperationStatus status = MqttWire.TryReadVariableByteInteger(ref reader, out value);
+        if (status == OperationStatus.InvalidData)
         {
-            if (i == 4)
-            {
-                MqttThrow.Malformed("Remaining Length longer than 4 bytes");
-            }
-            if (!reader.TryRead(out byte b))
-            {
-                return false;
-            }
-            value |= (b & 0x7F) << (7 * i);
-            if ((b & 0x80) == 0)
-            {
-                if (b == 0 && i > 0)
-                {
-                    MqttThrow.Malformed("Remaining Length not encoded in the minimum number of bytes [MQTT-1.5.5-1]");
-                }
-                return true;
-            }
+            MqttThrow.Malformed("Remaining Length longer than 4 bytes or not encoded in the minimum number of bytes [MQTT-1.5.5-1]");
         }
+        return status == OperationStatus.Done;
     }
 
     private static MqttPacket ReadBody(MqttPacketType type, int flags, in ReadOnlySequence<byte> body, MqttProtocolVersion? version)

@@ -54,6 +54,74 @@ public static class MqttTopic
     /// <summary>True for "$share/{ShareName}/{filter}" (5.0 §4.8.2); validity is checked by <see cref="IsValidTopicFilter"/>.</summary>
     public static bool IsShared(string filter) => filter.StartsWith(SharedPrefix, StringComparison.Ordinal);
 
+    /// <summary>
+    /// Splits "$share/{ShareName}/{filter}" (5.0 §4.8.2). Returns false when <paramref name="filter"/> is not a
+    /// shared subscription; a malformed one returns true with an empty share name or topic filter, which
+    /// <see cref="IsValidTopicFilter"/> rejects.
+    /// </summary>
+    public static bool TrySplitShared(ReadOnlySpan<char> filter, out ReadOnlySpan<char> shareName, out ReadOnlySpan<char> topicFilter)
+    {
+        if (!filter.StartsWith(SharedPrefix, StringComparison.Ordinal))
+        {
+            shareName = default;
+            topicFilter = default;
+            return false;
+        }
+
+        ReadOnlySpan<char> rest = filter[SharedPrefix.Length..];
+        int slash = rest.IndexOf('/');
+        shareName = slash < 0 ? rest : rest[..slash];
+        topicFilter = slash < 0 ? default : rest[(slash + 1)..];
+        return true;
+    }
+
+    /// <summary>The filter matched against topic names: <paramref name="filter"/> without a "$share/{ShareName}/"
+    /// prefix. Rights and matching are about this part, never the share name.</summary>
+    public static ReadOnlySpan<char> TopicFilterOf(ReadOnlySpan<char> filter) =>
+        TrySplitShared(filter, out _, out ReadOnlySpan<char> topicFilter) ? topicFilter : filter;
+
+    /// <summary>A topic starting with '$' (e.g. $SYS/...): a filter starting with a wildcard does not match it [MQTT-4.7.2-1].</summary>
+    public static bool IsDollarTopic(ReadOnlySpan<char> topic) => topic.Length > 0 && topic[0] == '$';
+
+    /// <summary>
+    /// Whether <paramref name="topic"/> (a valid Topic Name) matches <paramref name="filter"/> (a valid Topic Filter
+    /// without the share prefix): '+' matches exactly one level, empty levels included; '#' matches the remaining
+    /// levels and the parent level ("a/#" matches "a") [MQTT-4.7.1-2]; a filter starting with a wildcard does not
+    /// match a '$' topic [MQTT-4.7.2-1].
+    /// </summary>
+    public static bool Matches(ReadOnlySpan<char> filter, ReadOnlySpan<char> topic) =>
+        !(IsDollarTopic(topic) && filter.Length > 0 && filter[0] is '+' or '#') && MatchesLevels(filter, topic);
+
+    /// <summary>
+    /// <see cref="Matches"/> without the '$' rule of [MQTT-4.7.2-1]: level by level only. For callers that must fail
+    /// closed, such as a policy deny whose first level is a wildcard, which also reaches '$' topics.
+    /// </summary>
+    public static bool MatchesLevels(ReadOnlySpan<char> filter, ReadOnlySpan<char> topic)
+    {
+        TopicLevelEnumerator filterLevels = new(filter);
+        TopicLevelEnumerator topicLevels = new(topic);
+        while (true)
+        {
+            bool hasFilterLevel = filterLevels.MoveNext();
+            bool hasTopicLevel = topicLevels.MoveNext();
+            if (!hasFilterLevel)
+            {
+                return !hasTopicLevel;
+            }
+
+            ReadOnlySpan<char> level = filterLevels.Current;
+            if (level is "#")
+            {
+                return true;
+            }
+
+            if (!hasTopicLevel || (level is not "+" && !level.SequenceEqual(topicLevels.Current)))
+            {
+                return false;
+            }
+        }
+    }
+
     private static bool IsValidFilterLevels(ReadOnlySpan<char> filter)
     {
         int wildcard = filter.IndexOfAny('+', '#');

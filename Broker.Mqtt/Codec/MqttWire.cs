@@ -13,14 +13,13 @@ namespace OmniBroker.Mqtt.Codec;
 /// </summary>
 internal static class MqttWire
 {
-    public const int MaxVariableByteInteger = 268_435_455;
+    public const int MaxVariableByteInteger = MqttVariableByteInteger.MaxValue;
     public const int MaxStringLength = ushort.MaxValue;
 
     // Strings up to this size that straddle segments are assembled on the stack.
     private const int StackCopyLimit = 256;
 
-    public static int VariableByteIntegerSize(int value) =>
-        value < 0x80 ? 1 : value < 0x4000 ? 2 : value < 0x20_0000 ? 3 : 4;
+    public static int VariableByteIntegerSize(int value) => MqttVariableByteInteger.GetSize(value);
 
     public static byte ReadByte(ref SequenceReader<byte> reader)
     {
@@ -49,36 +48,42 @@ internal static class MqttWire
         return (uint)value;
     }
 
-    // 5.0 §1.5.5: at most 4 bytes, and [MQTT-1.5.5-1] the minimum number of bytes; a longer or
-    // padded encoding is how a peer would smuggle an ambiguous length, so both are malformed.
+    // 5.0 §1.5.5 with the one decoder (MqttVariableByteInteger): inside a packet body running out of bytes means the
+    // Remaining Length lied, so both outcomes other than Done are malformed.
     public static int ReadVariableByteInteger(ref SequenceReader<byte> reader)
     {
-        int value = 0;
-        int shift = 0;
-        byte b;
-        do
+        OperationStatus status = TryReadVariableByteInteger(ref reader, out int value);
+        if (status == OperationStatus.NeedMoreData)
         {
-            if (shift == 28)
-            {
-                MqttThrow.Malformed("Variable Byte Integer longer than 4 bytes");
-            }
-            if (!reader.TryRead(out b))
-            {
-                MqttThrow.Malformed("packet ends inside a Variable Byte Integer");
-            }
-            value |= (b & 0x7F) << shift;
-            shift += 7;
+            MqttThrow.Malformed("packet ends inside a Variable Byte Integer");
         }
-        while ((b & 0x80) != 0);
-
-        if (b == 0 && shift > 7)
+        if (status != OperationStatus.Done)
         {
-            MqttThrow.Malformed("Variable Byte Integer not encoded in the minimum number of bytes [MQTT-1.5.5-1]");
+            MqttThrow.Malformed("Variable Byte Integer longer than 4 bytes or not encoded in the minimum number of bytes [MQTT-1.5.5-1]");
         }
         return value;
     }
 
-    /// <summary>5.0 §1.5.4 / 3.1.1 §1.5.3: well-formed UTF-8 [MQTT-1.5.4-1] without U+0000 [MQTT-1.5.4-2].</summary>
+    /// <summary>Decodes a Variable Byte Integer at the reader's position, across segments; advances past it when Done.</summary>
+    public static OperationStatus TryReadVariableByteInteger(ref SequenceReader<byte> reader, out int value)
+    {
+        ReadOnlySpan<byte> span = reader.UnreadSpan;
+        OperationStatus status = MqttVariableByteInteger.TryDecode(span, out value, out int consumed);
+        if (status == OperationStatus.NeedMoreData && reader.Remaining > span.Length)
+        {
+            // The integer straddles segments: assemble its (at most 4) bytes.
+            Span<byte> buffer = stackalloc byte[MqttVariableByteInteger.MaxSize];
+            buffer = buffer[..(int)Math.Min(reader.Remaining, MqttVariableByteInteger.MaxSize)];
+            reader.TryCopyTo(buffer);
+            status = MqttVariableByteInteger.TryDecode(buffer, out value, out consumed);
+        }
+        if (status == OperationStatus.Done)
+        {
+            reader.Advance(consumed);
+        }
+        return status;
+    }
+
     public static string ReadString(ref SequenceReader<byte> reader)
     {
         int length = ReadUInt16(ref reader);
@@ -175,16 +180,6 @@ internal static class MqttWire
     [DoesNotReturn]
     public static void ThrowTooLong(string what, int length) =>
         throw new ArgumentException($"{length} bytes do not fit an MQTT length-prefixed field (max {MaxStringLength})", what);
-
-    public static void WriteVariableByteInteger(Span<byte> destination, int value, int size)
-    {
-        for (int i = 0; i < size - 1; i++)
-        {
-            destination[i] = (byte)((value & 0x7F) | 0x80);
-            value >>= 7;
-        }
-        destination[size - 1] = (byte)value;
-    }
 
     public static void WriteUInt16(Span<byte> destination, ushort value) =>
         BinaryPrimitives.WriteUInt16BigEndian(destination, value);

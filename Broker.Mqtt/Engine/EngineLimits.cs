@@ -10,13 +10,13 @@ namespace OmniBroker.Mqtt.Engine;
 internal sealed class EngineLimits
 {
     private readonly MqttBrokerOptions _options;
-    private readonly LimitHitLog _log;
+    private readonly AggregatedLog _log;
     private int _connections;
 
     public EngineLimits(MqttBrokerOptions options, ILogger logger, TimeProvider time)
     {
         _options = options;
-        _log = new LimitHitLog(logger, time, options.LimitLogInterval);
+        _log = new AggregatedLog(logger, time, options.LimitLogInterval);
         Retained = new RetainedLimits(options.MaxRetainedMessages, options.MaxRetainedBytes,
             options.MaxRetainedMessagesPerClient, options.MaxRetainedBytesPerClient);
     }
@@ -33,7 +33,7 @@ internal sealed class EngineLimits
         if (_options.MaxConnections > 0 && count > _options.MaxConnections)
         {
             Interlocked.Decrement(ref _connections);
-            _log.Hit(LimitMetrics.Limits.Connections, clientId, _options.MaxConnections, "CONNECT refused with Quota exceeded (Mqtt:MaxConnections)");
+            _log.LimitHit(LimitMetrics.Limits.Connections, clientId, _options.MaxConnections, "CONNECT refused with Quota exceeded (Mqtt:MaxConnections)");
             return false;
         }
         return true;
@@ -56,7 +56,7 @@ internal sealed class EngineLimits
                 return false;
             }
         }
-        _log.Hit(LimitMetrics.Limits.SubscriptionsPerClient, session.ClientId, _options.MaxSubscriptionsPerClient,
+        _log.LimitHit(LimitMetrics.Limits.SubscriptionsPerClient, session.ClientId, _options.MaxSubscriptionsPerClient,
             $"SUBSCRIBE {filter} refused with Quota exceeded (Mqtt:MaxSubscriptionsPerClient)");
         return true;
     }
@@ -71,6 +71,6 @@ internal sealed class EngineLimits
             LimitMetrics.Limits.RetainedMessagesPerClient => _options.MaxRetainedMessagesPerClient,
             _ => _options.MaxRetainedBytesPerClient,
         };
-        _log.Hit(limit, clientId, value, $"retained PUBLISH on {topic} ({payloadBytes} bytes) delivered but not retained");
+        _log.LimitHit(limit, clientId, value, $"retained PUBLISH on {topic} ({payloadBytes} bytes) delivered but not retained");
     }
 }

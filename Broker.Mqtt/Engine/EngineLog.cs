@@ -55,15 +55,13 @@ internal static partial class EngineLog
     [LoggerMessage(1105, LogLevel.Information, "Policy changed: re-authorized {Clients} connected clients, {Disconnected} disconnected, {Removed} subscriptions removed")]
     public static partial void PolicyReapplied(this ILogger logger, int clients, int disconnected, int removed);
 
-    [LoggerMessage(1106, LogLevel.Information, "MQTT client {ClientId}: {Count} requests denied ({Reason}) in the last {Seconds}s; last topic {Topic}")]
-    public static partial void DeniedAggregated(this ILogger logger, string clientId, string reason, long count, double seconds, string topic);
+    // 1106 (requests denied, aggregated) is written by Diagnostics/AggregatedLog.
 
     // 1200-1299: drops (1200-1204 and 1206 were per-message lines, replaced by the aggregated 1207)
     [LoggerMessage(1205, LogLevel.Warning, "MQTT session {ClientId} ended with {Qos12} undelivered QoS 1/2 and {Qos0} QoS 0 messages")]
     public static partial void SessionEndedWithMessages(this ILogger logger, string clientId, int qos12, int qos0);
 
-    [LoggerMessage(1207, LogLevel.Warning, "MQTT client {ClientId}: {Count} messages dropped ({Reason}) in the last {Seconds}s; last topic {Topic}")]
-    public static partial void DroppedAggregated(this ILogger logger, string clientId, string reason, long count, double seconds, string topic);
+    // 1207 (messages dropped, aggregated) is written by Diagnostics/AggregatedLog.
 
     [LoggerMessage(1208, LogLevel.Warning, "MQTT client {ClientId} declared slow: its queue stayed full for {Timeout}; policy {Policy}")]
     public static partial void SlowSubscriber(this ILogger logger, string clientId, TimeSpan timeout, SlowSubscriberPolicy policy);

@@ -51,35 +51,19 @@ internal sealed class Subscription
         stored.SubscriptionId);
 }
 
+/// <summary>The engine's use of the codec's topic rules (<see cref="MqttTopic"/>): one set of rules for the codec,
+/// the engine and the policy.</summary>
 internal static class TopicFilters
 {
-    private const string SharePrefix = MqttTopic.SharedPrefix;
-
-    /// <summary>Splits <c>$share/{ShareName}/{filter}</c> (MQTT 5.0 §4.8.2). Returns false when
-    /// <paramref name="filter"/> is not a shared subscription; a malformed one returns true with an
-    /// empty group or inner filter, which <see cref="Validate"/> rejects.</summary>
+    /// <summary>Splits <c>$share/{ShareName}/{filter}</c> (MQTT 5.0 §4.8.2) with <see cref="MqttTopic.TrySplitShared"/>.
+    /// Returns false when <paramref name="filter"/> is not a shared subscription; a malformed one returns true with
+    /// an empty group or inner filter, which <see cref="Validate"/> rejects.</summary>
     public static bool TryParseShared(string filter, out string group, out string inner)
     {
-        if (!filter.StartsWith(SharePrefix, StringComparison.Ordinal))
-        {
-            group = "";
-            inner = "";
-            return false;
-        }
-
-        var rest = filter.AsSpan(SharePrefix.Length);
-        var slash = rest.IndexOf('/');
-        if (slash < 0)
-        {
-            group = rest.ToString();
-            inner = "";
-        }
-        else
-        {
-            group = rest[..slash].ToString();
-            inner = rest[(slash + 1)..].ToString();
-        }
-        return true;
+        bool shared = MqttTopic.TrySplitShared(filter, out var groupSpan, out var innerSpan);
+        group = groupSpan.ToString();
+        inner = innerSpan.ToString();
+        return shared;
     }
 
     /// <summary>Checks a SUBSCRIBE filter, shared form included ([MQTT-4.7.1-2], [MQTT-4.7.1-3], [MQTT-4.8.2-1],
@@ -88,44 +72,6 @@ internal static class TopicFilters
     {
         shared = MqttTopic.IsShared(filter);
         return MqttTopic.IsValidTopicFilter(filter);
-    }
-
-    /// <summary>Exact topic-filter match, for single filters (retained delivery checks, tests).
-    /// '$'-topics are not matched by a leading wildcard [MQTT-4.7.2-1].</summary>
-    public static bool Matches(string filter, string topic)
-    {
-        if (topic.Length > 0 && topic[0] == '$' && filter.Length > 0 && filter[0] is '+' or '#')
-        {
-            return false;
-        }
-
-        var f = filter.AsSpan();
-        var t = topic.AsSpan();
-        while (true)
-        {
-            var fs = f.IndexOf('/');
-            var fLevel = fs < 0 ? f : f[..fs];
-            if (fLevel.SequenceEqual("#"))
-            {
-                return true;
-            }
-
-            var ts = t.IndexOf('/');
-            var tLevel = ts < 0 ? t : t[..ts];
-            if (!fLevel.SequenceEqual("+") && !fLevel.SequenceEqual(tLevel))
-            {
-                return false;
-            }
-
-            if (fs < 0 || ts < 0)
-            {
-                // "a/#" matches "a": the parent level of a multi-level wildcard [MQTT-4.7.1-2].
-                return fs < 0 && ts < 0 || (ts < 0 && f[(fs + 1)..].SequenceEqual("#"));
-            }
-
-            f = f[(fs + 1)..];
-            t = t[(ts + 1)..];
-        }
     }
 
     public static MqttQos Min(MqttQos a, MqttQos b) => a < b ? a : b;

@@ -1,4 +1,5 @@
 using OmniBroker.Mqtt.Abstractions;
+using OmniBroker.Mqtt.Codec;
 using OmniBroker.Mqtt.Packets;
 using OmniBroker.Policy.Certificates;
 using OmniBroker.Policy.Compilation;
@@ -121,10 +122,12 @@ internal sealed class ClientGrants : IClientGrants
     {
         firstDeny = null;
         firstAllow = null;
-        if (!TopicFilters.TryStripShare(filter, out var inner) || !TopicFilters.IsValidFilter(inner))
+        if (!MqttTopic.IsValidTopicFilter(filter))
         {
             return false;
         }
+
+        var inner = MqttTopic.TopicFilterOf(filter);
 
         foreach (var deny in _subscribeDeny)
         {
@@ -168,8 +171,9 @@ internal sealed class ClientGrants : IClientGrants
     internal List<SubscribeFilter> WithheldFrom(string filter)
     {
         var withheld = new List<SubscribeFilter>();
-        if (TopicFilters.TryStripShare(filter, out var inner) && TopicFilters.IsValidFilter(inner))
+        if (MqttTopic.IsValidTopicFilter(filter))
         {
+            var inner = MqttTopic.TopicFilterOf(filter);
             foreach (var deny in _subscribeDeny)
             {
                 if (TopicFilters.Overlaps(deny.Levels, inner) && !TopicFilters.Contains(deny.Levels, inner, isDeny: true))
@@ -184,10 +188,10 @@ internal sealed class ClientGrants : IClientGrants
 
     /// <summary>Decision flags for a topic, with the rules behind them (no cache).</summary>
     internal int TraceTopic(string topic, List<Contribution> trace) =>
-        TopicFilters.IsValidTopicName(topic) ? _topics.Match(topic, trace) : 0;
+        MqttTopic.IsValidTopicName(topic) ? _topics.Match(topic, trace) : 0;
 
     /// <summary>Decision flags straight from the trie, bypassing the cache (benchmarks, tests).</summary>
-    internal int UncachedFlags(string topic) => TopicFilters.IsValidTopicName(topic) ? _topics.Match(topic) : 0;
+    internal int UncachedFlags(string topic) => MqttTopic.IsValidTopicName(topic) ? _topics.Match(topic) : 0;
 
     private int Flags(string topic)
     {
@@ -200,7 +204,7 @@ internal sealed class ClientGrants : IClientGrants
             return entry.Flags;
         }
 
-        int flags = TopicFilters.IsValidTopicName(topic) ? _topics.Match(topic) : 0;
+        int flags = MqttTopic.IsValidTopicName(topic) ? _topics.Match(topic) : 0;
 
         // Racing writers may overwrite each other's entry; any entry is a correct answer for its own topic.
         Volatile.Write(ref slot, new CacheEntry(topic, hash, flags));

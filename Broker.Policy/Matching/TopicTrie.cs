@@ -1,3 +1,4 @@
+using OmniBroker.Mqtt.Codec;
 using OmniBroker.Policy.Compilation;
 
 namespace OmniBroker.Policy.Matching;
@@ -67,7 +68,7 @@ internal sealed class TopicTrie
     public int Match(ReadOnlySpan<char> topic)
     {
         int acc = 0;
-        bool dollar = topic.Length > 0 && topic[0] == '$';
+        bool dollar = MqttTopic.IsDollarTopic(topic);
         Walk(_root, topic, more: true, root: true, dollar, AllBits, ref acc, null);
         return acc;
     }
@@ -75,7 +76,7 @@ internal sealed class TopicTrie
     public int Match(ReadOnlySpan<char> topic, List<Contribution> contributions)
     {
         int acc = 0;
-        bool dollar = topic.Length > 0 && topic[0] == '$';
+        bool dollar = MqttTopic.IsDollarTopic(topic);
         Walk(_root, topic, more: true, root: true, dollar, AllBits, ref acc, contributions);
         return acc;
     }

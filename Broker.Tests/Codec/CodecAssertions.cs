@@ -1,6 +1,7 @@
 using System.Buffers;
 using FluentAssertions;
 using FluentAssertions.Equivalency;
+using OmniBroker.Fuzz;
 using OmniBroker.Mqtt;
 using OmniBroker.Mqtt.Codec;
 using OmniBroker.Mqtt.Packets;

@@ -1,5 +1,6 @@
 using System.Buffers;
 using FluentAssertions;
+using OmniBroker.Fuzz;
 using OmniBroker.Mqtt.Codec;
 using OmniBroker.Mqtt.Packets;
 using OmniBroker.Tests.Support;

@@ -1,5 +1,6 @@
 using System.Buffers;
 using FluentAssertions;
+using OmniBroker.Fuzz;
 using OmniBroker.Mqtt.Codec;
 using OmniBroker.Mqtt.Packets;
 using Xunit;
@@ -205,12 +206,7 @@ public class MqttPacketWriterTests
     }
 
     [Theory]
-    [InlineData(127, "7F")]
-    [InlineData(128, "80 01")]
-    [InlineData(16_383, "FF 7F")]
-    [InlineData(16_384, "80 80 01")]
-    [InlineData(2_097_151, "FF FF 7F")]
-    [InlineData(2_097_152, "80 80 80 01")]
+    [MemberData(nameof(MqttVariableByteIntegerTests.EncodingBoundaries), MemberType = typeof(MqttVariableByteIntegerTests))]
     public void Publish_RemainingLengthAtEncodingBoundaries_IsEncodedMinimally(int remainingLength, string expected)
     {
         // Topic "t" takes 3 bytes of the Remaining Length; the payload the rest.
@@ -233,7 +229,7 @@ public class MqttPacketWriterTests
             Topic = "t",
             Qos = MqttQos.AtLeastOnce,
             PacketId = 1,
-            Payload = Support.SegmentedSequence.RandomSegments(all, seed: 1, maxSegment: 999),
+            Payload = SegmentedSequence.RandomSegments(all, seed: 1, maxSegment: 999),
         };
 
         byte[] encoded = Encode(publish, V3);
@@ -292,7 +288,7 @@ public class MqttPacketWriterTests
         // 257 references to one 1 MiB buffer: a 257 MiB payload without allocating it.
         var chunk = new byte[1 << 20];
         var sizes = Enumerable.Repeat(chunk.Length, 257).ToList();
-        var payload = RepeatedSequence(chunk, 257);
+        var payload = SegmentedSequence.Repeated(chunk, 257);
         var publish = new PublishPacket { Topic = "t", Payload = payload };
 
         Action measure = () => MqttPacketWriter.GetEncodedSize(publish, V3);
@@ -305,33 +301,6 @@ public class MqttPacketWriterTests
     {
         Action write = () => Encode(new SubscribePacket { PacketId = 1 }, V5);
         write.Should().Throw<ArgumentException>();
-    }
-
-    private static ReadOnlySequence<byte> RepeatedSequence(byte[] chunk, int count)
-    {
-        var first = new Chunk(chunk, 0);
-        Chunk last = first;
-        for (int i = 1; i < count; i++)
-        {
-            last = last.Append(chunk);
-        }
-        return new ReadOnlySequence<byte>(first, 0, last, chunk.Length);
-    }
-
-    private sealed class Chunk : ReadOnlySequenceSegment<byte>
-    {
-        public Chunk(ReadOnlyMemory<byte> memory, long runningIndex)
-        {
-            Memory = memory;
-            RunningIndex = runningIndex;
-        }
-
-        public Chunk Append(ReadOnlyMemory<byte> memory)
-        {
-            var next = new Chunk(memory, RunningIndex + Memory.Length);
-            Next = next;
-            return next;
-        }
     }
 
     /// <summary>Hands out spans no bigger than asked for (one byte when asked for "any"), like a nearly full pipe segment.</summary>

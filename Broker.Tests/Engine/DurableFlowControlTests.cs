@@ -5,6 +5,7 @@ using OmniBroker.Mqtt.Abstractions;
 using OmniBroker.Mqtt.Engine;
 using OmniBroker.Mqtt.Packets;
 using OmniBroker.Storage;
+using OmniBroker.Tests.Support;
 using Xunit;
 using static OmniBroker.Tests.Engine.EngineTestHelpers;
 
@@ -53,6 +54,34 @@ public sealed class DurableFlowControlTests : IDisposable
         session.Messages.Should().HaveCount(6);
         session.Messages.Count(m => m.State == StoredMessageState.AwaitingPubAck).Should().Be(2);
         session.Messages.Count(m => m.State == StoredMessageState.Queued).Should().Be(4);
+    }
+
+    [Fact]
+    public async Task StrictStore_DeniedPublishAfterHeldAck_AcknowledgementsStayInOrder()
+    {
+        // [MQTT-4.6.0-2]: PUBACKs in the order the PUBLISHes came. The first waits for its commit (made slow here);
+        // the denial behind it needs no commit but must not overtake it.
+        var path = Path.Combine(_directory, StorageOptions.FileName);
+        var store = SqliteSessionStore.Open(new StorageOptions { Durability = StoreDurability.Strict, CommitDelay = TimeSpan.FromMilliseconds(300) },
+            path, NullLogger.Instance);
+        var authorizer = new TestAuthorizer { Current = new TestAuthorizer.Rules { PublishPrefixes = ["ok/"] } };
+        await using (var server = await EngineServer.StartAsync(authorizer: authorizer, store: store))
+        {
+            await using (var keeper = await server.ConnectAsync("keeper", sessionExpiry: 3600))
+            {
+                await keeper.SubscribeAsync("ok/#", MqttQos.AtLeastOnce);
+            }
+            await using var publisher = await server.ConnectAsync("pub");
+
+            await publisher.SendAsync(RawMqttClient.Publish("ok/1", "stored", MqttQos.AtLeastOnce, false, 1, null));
+            await publisher.SendAsync(RawMqttClient.Publish("denied/1", "refused", MqttQos.AtLeastOnce, false, 2, null));
+
+            var first = await publisher.ExpectAsync<PubAckPacket>();
+            var second = await publisher.ExpectAsync<PubAckPacket>();
+            (first.PacketId, first.ReasonCode).Should().Be(((ushort)1, MqttReasonCode.Success));
+            (second.PacketId, second.ReasonCode).Should().Be(((ushort)2, MqttReasonCode.NotAuthorized));
+        }
+        await store.DisposeAsync();
     }
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);

@@ -1,4 +1,5 @@
 using FluentAssertions;
+using OmniBroker.Mqtt.Codec;
 using OmniBroker.Mqtt.Engine;
 using OmniBroker.Mqtt.Packets;
 using Xunit;
@@ -185,9 +186,9 @@ public sealed class SubscriptionIndexTests
     [InlineData("+/x", "$SYS/x", false)]
     [InlineData("$SYS/+", "$SYS/x", true)]
     [InlineData("a/+/c", "a/b/c/d", false)]
-    public void TopicFilters_Matches_FollowsSpecRules(string filter, string topic, bool expected)
+    public void MqttTopic_Matches_FollowsSpecRules(string filter, string topic, bool expected)
     {
-        TopicFilters.Matches(filter, topic).Should().Be(expected);
+        MqttTopic.Matches(filter, topic).Should().Be(expected);
     }
 
     [Theory]

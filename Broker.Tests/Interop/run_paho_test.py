@@ -16,6 +16,12 @@ Exit code 0 when the test passed. Why a wrapper instead of `python3 client_test5
   here, in memory, at load time (the vendored files stay as published): the test's expectation (0x80 -> 0x87), and
   the suite client's SUBACK decoder, which accepts only 0, 1, 2 and 0x80 where MQTT 5.0 section 3.9.3 allows
   more (0x83, 0x87, 0x8F, 0x91, 0x97, 0x9E, 0xA1, 0xA2).
+- test_subscribe_options and test_request_response subscribe client b and then wait for client a's SUBACK (already
+  there), so client a publishes at once, racing client b's SUBSCRIBE on another connection. A broker that reads
+  its connections on several threads can route the publish first, and client b never gets it. For these two tests
+  the wait is patched, in memory, to wait for client b's SUBACK, which is what the tests mean.
+- The 3.1.1 test_unsubscribe has the same race without any wait: client b unsubscribes and client a publishes at
+  once on another connection. Patched, in memory, to wait (at most 3 s) for client b's UNSUBACK first.
 """
 
 import logging
@@ -26,6 +32,19 @@ import unittest
 
 EXPECT_0X80 = 'assert callback.subscribeds[0][1][0].value == 0x80, "return code should be 0x80 %s" % callback.subscribeds'
 EXPECT_0X87 = 'assert callback.subscribeds[0][1][0].value == 0x87, "return code should be 0x87 (Not authorized) %s" % callback.subscribeds'
+
+
+WAIT_WRONG_SUBACK = ('      bclient.subscribe([topics[0]], [MQTTV5.SubscribeOptions(2, noLocal=True)])\n'
+                     '      self.waitfor(callback.subscribeds, 1, 3)\n')
+WAIT_OWN_SUBACK = ('      bclient.subscribe([topics[0]], [MQTTV5.SubscribeOptions(2, noLocal=True)])\n'
+                   '      self.waitfor(callback2.subscribeds, 1, 3)\n')
+RACING_TESTS = ("test_subscribe_options", "test_request_response")
+UNSUBSCRIBE_NO_WAIT = '        bclient.unsubscribe([topics[0]])\n'
+UNSUBSCRIBE_WAIT = ('        bclient.unsubscribe([topics[0]])\n'
+                    '        for _ in range(60):\n'
+                    '          if callback2.unsubscribeds:\n'
+                    '            break\n'
+                    '          time.sleep(.05)\n')
 
 
 SUBACK_CHECK = 'assert reasonCode.value in [0, 1, 2, 0x80], "[MQTT5-3.9.3-2] return code in QoS must be 0, 1, 2 or 0x80"'
@@ -76,6 +95,18 @@ def load_suite(suite, test):
         source = source.replace(EXPECT_0X80, EXPECT_0X87)
         patch_suback_decoder()
         print("run_paho_test: test_subscribe_failure expects 0x87 (Not authorized) instead of 0x80", flush=True)
+    if suite == "client_test5" and test in RACING_TESTS:
+        if source.count(WAIT_WRONG_SUBACK) != 2:
+            sys.exit("run_paho_test: the SUBACK wait of test_subscribe_options/test_request_response was not found "
+                     "twice; update the patch in run_paho_test.py")
+        source = source.replace(WAIT_WRONG_SUBACK, WAIT_OWN_SUBACK)
+        print("run_paho_test: %s waits for client b's SUBACK before client a publishes" % test, flush=True)
+    if suite == "client_test" and test == "test_unsubscribe":
+        if source.count(UNSUBSCRIBE_NO_WAIT) != 1:
+            sys.exit("run_paho_test: the UNSUBSCRIBE of test_unsubscribe was not found exactly once; "
+                     "update the patch in run_paho_test.py")
+        source = source.replace(UNSUBSCRIBE_NO_WAIT, UNSUBSCRIBE_WAIT)
+        print("run_paho_test: test_unsubscribe waits for the UNSUBACK before the other client publishes", flush=True)
     module = types.ModuleType(suite)
     module.__file__ = path
     sys.modules[suite] = module

@@ -7,6 +7,7 @@ using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
 using FluentAssertions;
+using OmniBroker.Mqtt.Codec;
 using OmniBroker.Tests.Support;
 using Xunit;
 
@@ -310,15 +311,9 @@ public sealed class MetricsEndToEndTests : IClassFixture<MetricsEndToEndTests.Fi
 
         private async Task SendAsync(byte header, List<byte> body, CancellationToken cancellationToken)
         {
+            var length = new byte[MqttVariableByteInteger.MaxSize];
             var packet = new List<byte> { header };
-            var length = body.Count;
-            do
-            {
-                var b = (byte)(length % 128);
-                length /= 128;
-                packet.Add(length > 0 ? (byte)(b | 0x80) : b);
-            }
-            while (length > 0);
+            packet.AddRange(length.AsSpan(0, MqttVariableByteInteger.Encode(length, body.Count)).ToArray());
             packet.AddRange(body);
             await _ssl.WriteAsync(packet.ToArray(), cancellationToken);
             await _ssl.FlushAsync(cancellationToken);

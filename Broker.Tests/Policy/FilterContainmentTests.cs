@@ -1,4 +1,5 @@
 using FluentAssertions;
+using OmniBroker.Mqtt.Codec;
 using OmniBroker.Mqtt.Packets;
 using OmniBroker.Policy.Matching;
 using Xunit;
@@ -294,13 +295,14 @@ public class FilterContainmentTests
             }
 
             frozen.Freeze();
-            foreach (var topic in topics.Where(t => TopicFilters.IsValidTopicName(t)))
+            foreach (var topic in topics.Where(t => MqttTopic.IsValidTopicName(t)))
             {
                 int expected = 0;
                 foreach (var f in chosen)
                 {
                     bool isDeny = deny.Contains(f);
-                    if (TopicFilters.Matches(TopicFilters.Split(f), topic, isDeny))
+                    // A deny's leading wildcard also reaches '$' topics (fail closed); a grant's does not [MQTT-4.7.2-1].
+                    if (isDeny ? MqttTopic.MatchesLevels(f, topic) : MqttTopic.Matches(f, topic))
                     {
                         expected |= isDeny ? TopicTrie.ReceiveDeny : TopicTrie.ReceiveAllow;
                     }

@@ -1,5 +1,6 @@
 using System.Net.WebSockets;
 using FluentAssertions;
+using OmniBroker.Fuzz;
 using OmniBroker.Host.WebSockets;
 using OmniBroker.Mqtt.Packets;
 using OmniBroker.Tests.Support;

@@ -10,6 +10,7 @@ using System.Text.Json;
 using FluentAssertions;
 using Microsoft.Extensions.DependencyInjection;
 using OmniBroker.Auth;
+using OmniBroker.Fuzz;
 using OmniBroker.Mqtt.Engine;
 using OmniBroker.Mqtt.Packets;
 using OmniBroker.Tests.Support;

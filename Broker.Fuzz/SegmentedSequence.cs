@@ -1,10 +1,11 @@
 using System.Buffers;
 
-namespace OmniBroker.Tests.Support;
+namespace OmniBroker.Fuzz;
 
 /// <summary>
 /// Builds multi-segment <see cref="ReadOnlySequence{T}"/> inputs, the shape a pipe hands a decoder when
-/// a packet arrives across several reads: every field may straddle a segment boundary.
+/// a packet arrives across several reads: every field may straddle a segment boundary. Shared by the fuzz targets
+/// and the decoder tests (Broker.Tests references this project).
 /// </summary>
 public static class SegmentedSequence
 {
@@ -13,6 +14,18 @@ public static class SegmentedSequence
     {
         var sizes = new int[data.Length];
         Array.Fill(sizes, 1);
+        return Create(data, sizes);
+    }
+
+    /// <summary>Segments of <paramref name="size"/> bytes (the last one shorter), as a pipe fed by fixed-size reads.</summary>
+    public static ReadOnlySequence<byte> FixedSegments(ReadOnlySpan<byte> data, int size)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(size);
+        var sizes = new int[(data.Length + size - 1) / size];
+        for (int i = 0; i < sizes.Length; i++)
+        {
+            sizes[i] = Math.Min(size, data.Length - i * size);
+        }
         return Create(data, sizes);
     }
 
@@ -52,6 +65,20 @@ public static class SegmentedSequence
             offset += sizes[i];
         }
         return new ReadOnlySequence<byte>(first, 0, last, last.Memory.Length);
+    }
+
+    /// <summary><paramref name="count"/> segments that all share <paramref name="chunk"/>: a huge sequence (past the
+    /// largest Remaining Length) without allocating it.</summary>
+    public static ReadOnlySequence<byte> Repeated(ReadOnlyMemory<byte> chunk, int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
+        Segment first = new(chunk, 0);
+        Segment last = first;
+        for (int i = 1; i < count; i++)
+        {
+            last = last.Append(chunk);
+        }
+        return new ReadOnlySequence<byte>(first, 0, last, chunk.Length);
     }
 
     /// <summary>All the ways a test wants a byte[] cut up: whole, one byte per segment, and a few random cuts.</summary>

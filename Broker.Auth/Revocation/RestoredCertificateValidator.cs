@@ -1,10 +1,8 @@
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.DependencyInjection;
-using OmniBroker.Auth;
-using OmniBroker.Auth.Revocation;
 using OmniBroker.Mqtt.Abstractions;
 
-namespace OmniBroker.Host.Storage;
+namespace OmniBroker.Auth.Revocation;
 
 /// <summary>Re-checks a restored session's certificate as a TLS handshake would: chain to the configured anchors,
 /// validity, key usage, then revocation (CRL/OCSP per Revocation:Mode). A certificate revoked or expired while the

@@ -4,10 +4,9 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using OmniBroker.Auth.Pki;
 using OmniBroker.Auth.Revocation;
 
-namespace OmniBroker.Host.Revocation;
+namespace OmniBroker.Auth.Pki;
 
 /// <summary>
 /// The development PKI's revocation endpoints on the broker's HTTP listener: GET /pki/crl/intermediate.crl and
@@ -15,7 +14,7 @@ namespace OmniBroker.Host.Revocation;
 /// with application/ocsp-request, or GET /pki/ocsp/{url-encoded base64 request}. Nothing is mapped when the
 /// development PKI is not in use.
 /// </summary>
-public static class DevPkiEndpoints
+public static class DevelopmentPkiEndpoints
 {
     private const int MaxRequestBytes = 16 * 1024;
     private const string OcspResponseType = "application/ocsp-response";
@@ -30,7 +29,7 @@ public static class DevPkiEndpoints
         }
 
         TimeProvider time = app.ServiceProvider.GetService<TimeProvider>() ?? TimeProvider.System;
-        ILogger logger = app.ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger("OmniBroker.Host.Revocation");
+        ILogger logger = app.ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger("OmniBroker.Auth.Revocation");
         DevelopmentOcspResponder responder = new(pki, time, logger);
 
         app.MapGet("/pki/crl/" + DevelopmentPkiRevocation.IntermediateCrlFile, () => ServeCrl(pki, time, DevelopmentPkiRevocation.IntermediateCrlPath(pki.Directory)))
