@@ -52,7 +52,8 @@ internal static class ConnectionLoad
         }
 
         BrokerTarget[] targets = BrokerFixture.Available(BrokerTarget.OmniBroker, BrokerTarget.Mosquitto,
-            BrokerTarget.OmniBrokerTlsResumeAllowed, BrokerTarget.OmniBrokerNoSpin, BrokerTarget.OmniBrokerNoOpenSslTuning, BrokerTarget.MosquittoCrl).ToArray();
+            BrokerTarget.OmniBrokerTlsResumeAllowed, BrokerTarget.OmniBrokerNoSpin, BrokerTarget.OmniBrokerNoOpenSslTuning, BrokerTarget.MosquittoCrl,
+            BrokerTarget.MqttNetServer).ToArray();
         if (Environment.GetEnvironmentVariable("OMNIBROKER_BENCH_TARGETS") is null)
         {
             targets = targets.Where(t => t is BrokerTarget.OmniBroker or BrokerTarget.Mosquitto or BrokerTarget.OmniBrokerNoOpenSslTuning).ToArray();
