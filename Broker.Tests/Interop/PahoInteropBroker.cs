@@ -47,7 +47,7 @@ public sealed class PahoInteropBroker : IAsyncLifetime
     private const string Python = "/usr/bin/python3";
 
     /// <summary>Factor on the suites' socket timeouts (0.5 s for every answer, CONNACK included).</summary>
-    private const int TimeoutScale = 4;
+    private const int TimeoutScale = 6;
 
     private readonly string _directory = TempDirectory.Create("omnibroker-paho");
     private readonly TestPki _pki = TestPki.Create();
@@ -70,6 +70,8 @@ public sealed class PahoInteropBroker : IAsyncLifetime
             // The test PKI has no CRL or OCSP responder.
             ["Revocation:Mode"] = "none",
             ["Mqtt:MaximumKeepAlive"] = "60",
+            // The tunnel keeps TLS connections ready (handshake done, no CONNECT yet) for up to 30 s.
+            ["Mqtt:ConnectTimeout"] = "60s",
         });
         _tunnel = TlsClientTunnel.Start(_broker.MqttPort, _pki.Root, _pki.Good, _pki.Intermediate);
         await WarmUpAsync();

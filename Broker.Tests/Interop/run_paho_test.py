@@ -9,7 +9,7 @@ Exit code 0 when the test passed. Why a wrapper instead of `python3 client_test5
 - one test per process: the caller enforces a time limit (some tests wait forever on a broker without a limit);
 - the suites' clients give the broker 0.5 s for every answer, CONNACK included (socket timeout). Through a TLS
   tunnel on a shared, loaded 2-core test machine that is not always enough, so socket timeouts are multiplied by
-  PAHO_TIMEOUT_SCALE (default 1; the xunit runner passes 4). Only waiting gets longer: a test that expects
+  PAHO_TIMEOUT_SCALE (default 1; the xunit runner passes 6). Only waiting gets longer: a test that expects
   nothing to arrive (test_flow_control1) still expects nothing, for longer;
 - OmniBroker answers a refused 5.0 subscription with 0x87 (Not authorized), the more precise code, where the
   5.0 suite's test_subscribe_failure expects 0x80 (Unspecified error). For that one test two lines are patched
