@@ -264,8 +264,20 @@ internal sealed class HandshakeState
 
     private int _handshake; // 0 running, 1 completed, 2 timed out
 
-    /// <summary>The TLS handshake finished. False when the handshake timer won the race (the connection is aborted).</summary>
-    public bool TryCompleteHandshake() => Interlocked.CompareExchange(ref _handshake, 1, 0) == 0;
+    private ITimer? _handshakeTimer;
+
+    /// <summary>Holds the handshake timer until the handshake completes or the connection ends.</summary>
+    public void ArmHandshakeTimer(ITimer timer) => _handshakeTimer = timer;
+
+    public void DisarmHandshakeTimer() => Interlocked.Exchange(ref _handshakeTimer, null)?.Dispose();
+
+    /// <summary>The TLS handshake finished (its timer is released). False when the handshake timer won the race (the
+    /// connection is aborted).</summary>
+    public bool TryCompleteHandshake()
+    {
+        DisarmHandshakeTimer();
+        return Interlocked.CompareExchange(ref _handshake, 1, 0) == 0;
+    }
 
     /// <summary>The handshake timer fired. False when the handshake had already finished.</summary>
     public bool TryTimeOutHandshake(string detail)

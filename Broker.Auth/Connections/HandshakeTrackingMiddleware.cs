@@ -42,18 +42,20 @@ internal sealed class HandshakeTrackingMiddleware
             _authenticator.RestartClock(state);
             // The handshake timeout is ours, not Kestrel's (whose timer stays as a later backstop): a connection ended by
             // it is then known to have timed out, instead of being told from a TLS failure by how long it lasted.
-            using var timer = _authenticator.Time.CreateTimer(static s =>
+            // Held by the state and disposed as soon as the handshake completes, not for the connection's lifetime.
+            state.ArmHandshakeTimer(_authenticator.Time.CreateTimer(static s =>
             {
                 var (connection, handshake, timeout) = ((ConnectionContext, HandshakeState, TimeSpan))s!;
                 if (handshake.TryTimeOutHandshake($"TLS handshake not finished within {timeout}"))
                 {
                     connection.Abort(new ConnectionAbortedException("TLS handshake timeout"));
                 }
-            }, (context, state, _options.HandshakeTimeout), _options.HandshakeTimeout, Timeout.InfiniteTimeSpan);
+            }, (context, state, _options.HandshakeTimeout), _options.HandshakeTimeout, Timeout.InfiniteTimeSpan));
             await _next(context).ConfigureAwait(false);
         }
         finally
         {
+            state.DisarmHandshakeTimer();
             // The outcome is logged before the slot goes to the next connection in the queue.
             _authenticator.EndConnection(context, state);
             state.ReleaseSlot();
