@@ -48,9 +48,8 @@ public sealed class MetricsIsolationTests
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         var stream = await TlsTestClient.HandshakeAsync(port, root, device, chain, cancellationToken: timeout.Token);
-        var id = "sensor-001"u8.ToArray(); // the development policy wants the CN as client id
-        byte[] variable = [0x00, 0x04, (byte)'M', (byte)'Q', (byte)'T', (byte)'T', 0x04, 0x02, 0x00, 0x3C, 0x00, (byte)id.Length, .. id];
-        await stream.WriteAsync((byte[])[0x10, (byte)variable.Length, .. variable], timeout.Token);
+        // The development policy wants the CN as client id.
+        await stream.WriteAsync(RevocationMetricsEndToEndTests.Connect311("sensor-001"), timeout.Token);
         var connack = new byte[4];
         await stream.ReadExactlyAsync(connack, timeout.Token);
         connack.Should().Equal([0x20, 0x02, 0x00, 0x00]);

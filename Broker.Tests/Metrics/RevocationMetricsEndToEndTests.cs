@@ -81,7 +81,7 @@ public sealed class RevocationMetricsEndToEndTests
         after.Value(name, labels) - before.ValueOrZero(name, labels);
 
     /// <summary>MQTT 3.1.1 CONNECT (§3.1), clean session, keep alive 60 s.</summary>
-    private static byte[] Connect311(string clientId)
+    internal static byte[] Connect311(string clientId)
     {
         var id = System.Text.Encoding.UTF8.GetBytes(clientId);
         byte[] variable = [0x00, 0x04, (byte)'M', (byte)'Q', (byte)'T', (byte)'T', 0x04, 0x02, 0x00, 0x3C, (byte)(id.Length >> 8), (byte)id.Length, .. id];
