@@ -58,6 +58,12 @@ internal sealed class MqttConnection
     private readonly DurableAckQueue _acks;
     private DeliveryContext? _delivery;
     private PendingAck _pendingAck;
+    private Task? _hold;
+    private long _readAhead;
+
+    /// <summary>How many bytes of PUBLISH packets a held-back connection reads past (leaving them in its input) to reach
+    /// the acknowledgements behind them; beyond that it stops reading until there is room.</summary>
+    private const int MaxReadAheadBytes = 64 * 1024;
 
     public MqttConnection(MqttBroker broker, ConnectionContext context)
     {
@@ -95,28 +101,68 @@ internal sealed class MqttConnection
         {
             while (!_closeRequested)
             {
-                var result = await input.ReadAsync().ConfigureAwait(false);
+                var result = await ReadOrRoomAsync(input).ConfigureAwait(false);
+                if (_hold is { IsCompleted: true })
+                {
+                    await _hold.ConfigureAwait(false);
+                    _hold = null;
+                }
                 var buffer = result.Buffer;
                 var consumed = buffer.Start;
                 var examined = buffer.End;
                 var stop = false;
                 var completedAny = false;
+                var partial = false;
+                var readAheadBlocked = false;
+                long offset = 0;
+                long consumedOffset = 0;
                 try
                 {
                     while (!_closeRequested)
                     {
                         if (!MqttPacketReader.TryRead(buffer, _version, _options.MaximumPacketSize, out var packet, out var end, out var seen))
                         {
-                            consumed = end;
-                            examined = seen;
+                            partial = !buffer.IsEmpty;
+                            if (_hold is null)
+                            {
+                                consumed = end;
+                                examined = seen;
+                            }
+                            break;
+                        }
+
+                        offset += buffer.Slice(buffer.Start, end).Length;
+                        buffer = buffer.Slice(end);
+                        completedAny = true;
+                        Volatile.Write(ref _lastPacketTimestamp, _time.GetTimestamp());
+                        var handledAhead = offset <= _readAhead;
+                        if (_hold is not null)
+                        {
+                            // Held back (a subscriber's queue is full): read on for the acknowledgements of this client's
+                            // own deliveries, so its queue drains and a client that is itself a held publisher's
+                            // subscriber does not wait for the slow-subscriber timeout. PUBLISH packets stay in the
+                            // input, unconsumed, up to MaxReadAheadBytes; anything else waits for the room.
+                            if (handledAhead)
+                            {
+                                continue;
+                            }
+                            if (packet is PublishPacket && offset - consumedOffset <= MaxReadAheadBytes
+                                || packet is PubAckPacket or PingReqPacket && HandlePacket(packet))
+                            {
+                                _readAhead = offset;
+                                continue;
+                            }
+                            readAheadBlocked = true;
                             break;
                         }
 
                         consumed = end;
                         examined = end;
-                        buffer = buffer.Slice(end);
-                        completedAny = true;
-                        Volatile.Write(ref _lastPacketTimestamp, _time.GetTimestamp());
+                        consumedOffset = offset;
+                        if (handledAhead && packet is not PublishPacket)
+                        {
+                            continue;
+                        }
                         if (!HandlePacket(packet))
                         {
                             stop = true;
@@ -124,20 +170,25 @@ internal sealed class MqttConnection
                         }
                         if (_delivery is { Held.Count: > 0 })
                         {
-                            // A subscriber's queue is full: stop reading (TCP backpressure) until it has room.
-                            break;
+                            _hold = HoldAsync();
+                            if (_hold.IsCompleted)
+                            {
+                                _hold.GetAwaiter().GetResult();
+                                _hold = null;
+                            }
                         }
                     }
                 }
                 finally
                 {
-                    input.AdvanceTo(consumed, examined);
+                    input.AdvanceTo(consumed, readAheadBlocked ? consumed : examined);
+                    _readAhead = Math.Max(0, _readAhead - consumedOffset);
                 }
-                if (!buffer.IsEmpty || _incompletePacket is not null)
+                if (partial || _incompletePacket is not null)
                 {
                     // A packet was started and not finished: it must be finished within IncompletePacketTimeout.
                     (_incompletePacket ??= new IncompletePacketDeadline(_time, _options.IncompletePacketTimeout, OnIncompletePacketTimeout))
-                        .Update(!buffer.IsEmpty, completedAny);
+                        .Update(partial, completedAny);
                 }
 
                 if (stop)
@@ -145,14 +196,17 @@ internal sealed class MqttConnection
                     outcome = _clientDisconnected ? "DISCONNECT" : "refused";
                     break;
                 }
-                if (result.IsCompleted)
+                if (_hold is not null && (readAheadBlocked || result.IsCompleted))
+                {
+                    // Nothing more to read ahead: wait for the room, then handle what is buffered.
+                    await _hold.ConfigureAwait(false);
+                    _hold = null;
+                    continue;
+                }
+                if (result.IsCompleted && _hold is null)
                 {
                     outcome = buffer.IsEmpty ? "closed by peer" : "closed by peer inside a packet";
                     break;
-                }
-                if (_delivery is { Held.Count: > 0 })
-                {
-                    await HoldAsync().ConfigureAwait(false);
                 }
                 await _writer.WaitForControlBacklogAsync().ConfigureAwait(false);
             }
@@ -489,6 +543,22 @@ internal sealed class MqttConnection
             return;
         }
         Acknowledge(session, qos, packetId, reasonCode, position);
+    }
+
+    /// <summary>The next input; while held back, also returns (cancelled, with the unread input) once there is room.</summary>
+    private async ValueTask<ReadResult> ReadOrRoomAsync(PipeReader input)
+    {
+        var read = input.ReadAsync();
+        if (_hold is not { } hold || read.IsCompleted)
+        {
+            return await read.ConfigureAwait(false);
+        }
+        var reading = read.AsTask();
+        if (await Task.WhenAny(reading, hold).ConfigureAwait(false) == hold && !reading.IsCompleted)
+        {
+            input.CancelPendingRead();
+        }
+        return await reading.ConfigureAwait(false);
     }
 
     /// <summary>Waits until every subscriber whose queue the last PUBLISH filled has room again, declaring slow (and
