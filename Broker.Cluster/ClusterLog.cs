@@ -31,4 +31,7 @@ internal static partial class ClusterLog
 
     [LoggerMessage(EventId = 7008, Level = LogLevel.Warning, Message = "cluster: an undecodable entry in {Source} was dropped")]
     public static partial void Undecodable(this ILogger logger, string source);
+
+    [LoggerMessage(EventId = 7009, Level = LogLevel.Warning, Message = "cluster: {Pending} messages wait in this node's inbox and no pull request is held for them: consumption restarted")]
+    public static partial void InboxStalled(this ILogger logger, long pending);
 }

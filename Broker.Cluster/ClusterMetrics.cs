@@ -21,6 +21,11 @@ internal sealed class ClusterMetrics : IDisposable
         // omnibroker_cluster_received_total
         _meter.CreateObservableCounter("omnibroker.cluster.received", () => node.Received, "{message}",
             "Messages received from other nodes through this node's inbox.");
+        // omnibroker_cluster_inbox_lag, omnibroker_cluster_inbox_restarts_total
+        _meter.CreateObservableGauge("omnibroker.cluster.inbox_lag", () => node.InboxLag, "{message}",
+            "Messages in this node's inbox not yet acknowledged by it (stored, not yet delivered or acknowledged); -1 while JetStream does not answer.");
+        _meter.CreateObservableCounter("omnibroker.cluster.inbox_restarts", () => node.InboxRestarts, "{restart}",
+            "Consumptions of the inbox restarted because messages waited and no pull request was held for them.");
         // omnibroker_cluster_nats_connected, omnibroker_cluster_nodes_alive
         _meter.CreateObservableGauge("omnibroker.cluster.nats_connected", () => node.IsConnected ? 1 : 0, null,
             "1 while the node's NATS connection is open.");

@@ -26,6 +26,7 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
     private readonly InterestTable _interest;
     private readonly Forwarder _forwarder;
     private readonly InboxConsumer _inbox;
+    private readonly InboxWatch _inboxWatch;
     private readonly RetainedSync _retained;
     private readonly NodeLiveness _liveness;
     private readonly CancellationTokenSource _stopping = new();
@@ -48,6 +49,7 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
         _interest = new InterestTable(options.NodeId, _logger);
         _forwarder = new Forwarder(options.NodeId, options.ForwardTimeout, _logger, time);
         _inbox = new InboxConsumer(options, broker, _logger);
+        _inboxWatch = new InboxWatch(options, _inbox, _logger, time);
         _retained = new RetainedSync(broker, _logger);
         _liveness = new NodeLiveness(options, broker, _logger, time);
         _metrics = new ClusterMetrics(meterFactory, this);
@@ -62,6 +64,12 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
 
     /// <summary>Messages received from other nodes.</summary>
     public long Received => _inbox.Received;
+
+    /// <summary>Messages in this node's inbox not yet acknowledged by it (-1: unknown), and stalled consumptions
+    /// restarted.</summary>
+    public long InboxLag => _inboxWatch.Lag;
+
+    public long InboxRestarts => _inboxWatch.Restarts;
 
     public bool IsConnected => _nats?.ConnectionState == NatsConnectionState.Open;
 
@@ -124,6 +132,7 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
             Run(() => _interest.RunWatchAsync(interest!, () => _resync.Token, stop)),
             Run(() => _forwarder.RunAsync(_nats, stop)),
             Run(() => _inbox.RunAsync(js, stop)),
+            Run(() => _inboxWatch.RunAsync(js, stop)),
             Run(() => _retained.RunWriterAsync(retained!, stop)),
             Run(() => _retained.RunWatchAsync(retained!, () => _resync.Token, stop)),
             Run(() => _liveness.RunHeartbeatAsync(nodes!, stop)),

@@ -13,6 +13,10 @@ namespace OmniBroker.Tests.Cluster;
 /// </summary>
 public sealed class ClusterFixture : IAsyncLifetime
 {
+    /// <summary>The cluster test classes run one after the other (each with its own cluster: a test that kills servers
+    /// leaves nothing behind for the others), never beside each other on a 2-core machine.</summary>
+    public const string Collection = "Cluster";
+
     public const string NodeTimeoutSeconds = "3";
 
     private const string Policy = """
