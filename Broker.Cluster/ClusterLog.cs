@@ -34,4 +34,7 @@ internal static partial class ClusterLog
 
     [LoggerMessage(EventId = 7009, Level = LogLevel.Warning, Message = "cluster: {Pending} messages wait in this node's inbox and no pull request is held for them: consumption restarted")]
     public static partial void InboxStalled(this ILogger logger, long pending);
+
+    [LoggerMessage(EventId = 7010, Level = LogLevel.Information, Message = "cluster: client {ClientId} connected on another node with a later claim: its connection here is taken over (0x8E)")]
+    public static partial void ClientTakenOver(this ILogger logger, string clientId);
 }

@@ -26,6 +26,9 @@ internal sealed class ClusterMetrics : IDisposable
             "Messages in this node's inbox not yet acknowledged by it (stored, not yet delivered or acknowledged); -1 while JetStream does not answer.");
         _meter.CreateObservableCounter("omnibroker.cluster.inbox_restarts", () => node.InboxRestarts, "{restart}",
             "Consumptions of the inbox restarted because messages waited and no pull request was held for them.");
+        // omnibroker_cluster_clients_taken_over_total
+        _meter.CreateObservableCounter("omnibroker.cluster.clients_taken_over", () => node.ClientsTakenOver, "{connection}",
+            "Connections of this node closed (0x8E) because the same client id connected later on another node.");
         // omnibroker_cluster_nats_connected, omnibroker_cluster_nodes_alive
         _meter.CreateObservableGauge("omnibroker.cluster.nats_connected", () => node.IsConnected ? 1 : 0, null,
             "1 while the node's NATS connection is open.");

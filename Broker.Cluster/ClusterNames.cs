@@ -11,6 +11,7 @@ internal static class ClusterNames
     public const string RetainedBucket = "omni_retained";
     public const string NodesBucket = "omni_nodes";
     public const string WillsBucket = "omni_wills";
+    public const string ClientsBucket = "omni_clients";
     public const string InboxConsumer = "deliver";
 
     public static string InboxStream(string nodeId) => "OMNI_INBOX_" + nodeId;

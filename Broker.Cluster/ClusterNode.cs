@@ -27,6 +27,7 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
     private readonly Forwarder _forwarder;
     private readonly InboxConsumer _inbox;
     private readonly InboxWatch _inboxWatch;
+    private readonly ClientOwnership _ownership;
     private readonly RetainedSync _retained;
     private readonly NodeLiveness _liveness;
     private readonly CancellationTokenSource _stopping = new();
@@ -50,6 +51,7 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
         _forwarder = new Forwarder(options.NodeId, options.ForwardTimeout, _logger, time);
         _inbox = new InboxConsumer(options, broker, _logger);
         _inboxWatch = new InboxWatch(options, _inbox, _logger, time);
+        _ownership = new ClientOwnership(options.NodeId, _logger);
         _retained = new RetainedSync(broker, _logger);
         _liveness = new NodeLiveness(options, broker, _logger, time);
         _metrics = new ClusterMetrics(meterFactory, this);
@@ -70,6 +72,9 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
     public long InboxLag => _inboxWatch.Lag;
 
     public long InboxRestarts => _inboxWatch.Restarts;
+
+    /// <summary>Connections of this node closed because the same client id connected later on another node.</summary>
+    public long ClientsTakenOver => _ownership.TakenOver;
 
     public bool IsConnected => _nats?.ConnectionState == NatsConnectionState.Open;
 
@@ -115,7 +120,7 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
 
         var js = _nats.CreateJetStreamContext();
         var kv = js.CreateKeyValueStoreContext();
-        INatsKVStore? interest = null, retained = null, nodes = null, wills = null;
+        INatsKVStore? interest = null, retained = null, nodes = null, wills = null, clients = null;
         await ClusterRetry.RunAsync(_logger, "set-up", async () =>
         {
             await _inbox.EnsureAsync(js, cancellationToken).ConfigureAwait(false);
@@ -124,6 +129,7 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
             nodes = await kv.CreateOrUpdateStoreAsync(Bucket(ClusterNames.NodesBucket) with { MaxAge = _options.NodeTimeout * 3 },
                 cancellationToken).ConfigureAwait(false);
             wills = await kv.CreateOrUpdateStoreAsync(Bucket(ClusterNames.WillsBucket), cancellationToken).ConfigureAwait(false);
+            clients = await kv.CreateOrUpdateStoreAsync(Bucket(ClusterNames.ClientsBucket), cancellationToken).ConfigureAwait(false);
         }, cancellationToken).ConfigureAwait(false);
 
         var stop = _stopping.Token;
@@ -133,6 +139,8 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
             Run(() => _forwarder.RunAsync(_nats, stop)),
             Run(() => _inbox.RunAsync(js, stop)),
             Run(() => _inboxWatch.RunAsync(js, stop)),
+            Run(() => _ownership.RunWriterAsync(clients!, stop)),
+            Run(() => _ownership.RunWatchAsync(clients!, () => _resync.Token, stop)),
             Run(() => _retained.RunWriterAsync(retained!, stop)),
             Run(() => _retained.RunWatchAsync(retained!, () => _resync.Token, stop)),
             Run(() => _liveness.RunHeartbeatAsync(nodes!, stop)),
@@ -202,6 +210,8 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
     void IClusterLink.FilterAdded(string topicFilter) => _interest.Changed(topicFilter, added: true);
 
     void IClusterLink.FilterRemoved(string topicFilter) => _interest.Changed(topicFilter, added: false);
+
+    IDisposable IClusterLink.ClientAttached(string clientId, Action takenOver) => _ownership.Attach(clientId, takenOver);
 
     IDisposable IClusterLink.RegisterWill(string clientId, StoredMessage will) => _liveness.RegisterWill(MessageCodec.Encode(will));
 }

@@ -27,4 +27,9 @@ public interface IClusterLink
     /// <summary>A client connected with a will (allowed by its grants): if this node dies, another publishes it.
     /// Disposing the result withdraws it (the connection closed and the engine took care of the will itself).</summary>
     IDisposable RegisterWill(string clientId, StoredMessage will);
+
+    /// <summary>A client connected on this node with this client id: the node claims the id cluster-wide, and calls
+    /// <paramref name="takenOver"/> (from any thread) when a later connection elsewhere claimed it (5.0: DISCONNECT
+    /// 0x8E, as a takeover on one node). Disposing the result ends the claim's watch (the connection closed).</summary>
+    IDisposable ClientAttached(string clientId, Action takenOver);
 }

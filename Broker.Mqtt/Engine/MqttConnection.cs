@@ -43,6 +43,7 @@ internal sealed class MqttConnection
     private WillState? _will;
     private bool _willDiscarded;
     private IDisposable? _willRegistration;
+    private IDisposable? _ownership;
     private bool _clientDisconnected;
     private string?[]? _topicAliases;
     private uint _sessionExpiryAtConnect;
@@ -326,6 +327,8 @@ internal sealed class MqttConnection
             _willRegistration = cluster.RegisterWill(clientId, MqttApplicationMessage.Create(clusterWill.Topic, clusterWill.Payload,
                 clusterWill.Qos, clusterWill.Retain, clusterWill.Properties, clientId, ConnectedAt).ToStored());
         }
+        // A later connection with this client id on another node takes over, as one on this node would.
+        _ownership = _broker.Cluster?.ClientAttached(clientId, () => RequestClose(MqttReasonCode.SessionTakenOver));
         _session = session;
         _delivery = new DeliveryContext(session);
 
@@ -883,6 +886,7 @@ internal sealed class MqttConnection
             }
             _broker.OnConnectionClosed(this, will, discard);
             _willRegistration?.Dispose();
+            _ownership?.Dispose();
             _broker.Metrics.ConnectionClosed(_version!.Value);
         }
         if (_countedConnection)

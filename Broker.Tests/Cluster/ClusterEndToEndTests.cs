@@ -4,6 +4,8 @@ using FluentAssertions;
 using Xunit;
 using MQTTnet;
 using MQTTnet.Protocol;
+using NATS.Client.Core;
+using NATS.Net;
 using OmniBroker.Tests.EndToEnd;
 using static OmniBroker.Tests.Cluster.ClusterProbes;
 using Xunit.Abstractions;
@@ -101,6 +103,84 @@ public sealed class ClusterEndToEndTests(ClusterFixture cluster, ITestOutputHelp
         Value(metrics, "omnibroker_cluster_inbox_lag").Should().BeGreaterThanOrEqualTo(-1, "A's inbox lag (-1 before the first look)");
         metrics.Should().Contain("omnibroker_cluster_inbox_restarts_total");
         metrics.Should().Contain("omnibroker_cluster_forwarded_total").And.Contain("omnibroker_cluster_forward_failures_total");
+    }
+
+    [Fact]
+    public async Task Takeover_SameClientIdConnectsOnOtherNode_OldConnectionGetsSessionTakenOver()
+    {
+        var persistent = (Action<MqttClientOptionsBuilder>)(o => o.WithCleanStart(false).WithSessionExpiryInterval(300));
+        await using var first = await cluster.ConnectAsync(cluster.A, "owned-1", configure: persistent);
+        var firstGone = Disconnection(first);
+        // A's claim is in the bucket before B's connect (else B's could be the older claim).
+        await WaitForClaimAsync("A", "owned-1");
+
+        var moved = Stopwatch.StartNew();
+        await using var second = await cluster.ConnectAsync(cluster.B, "owned-1", configure: persistent);
+        var reason = await firstGone.WaitAsync(TimeSpan.FromSeconds(30));
+        output.WriteLine($"old connection on A closed {moved.ElapsedMilliseconds} ms after the connect on B ({reason})");
+
+        reason.Should().Be(MqttClientDisconnectReason.SessionTakenOver);
+        await Task.Delay(2000);
+        second.Client.IsConnected.Should().BeTrue("the later connection keeps the client id");
+    }
+
+    [Fact]
+    public async Task Takeover_SimultaneousConnectsOnTwoNodes_ExactlyOneLeft()
+    {
+        for (var round = 0; round < 3; round++)
+        {
+            var clientId = $"twin-{round}";
+            var connects = await Task.WhenAll(cluster.ConnectAsync(cluster.A, clientId), cluster.ConnectAsync(cluster.C, clientId));
+            try
+            {
+                var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+                while (connects.Count(c => c.Client.IsConnected) > 1 && DateTime.UtcNow < deadline)
+                {
+                    await Task.Delay(100);
+                }
+                await Task.Delay(2000);
+                connects.Count(c => c.Client.IsConnected).Should().Be(1, $"round {round}: one connection per client id cluster-wide\n{cluster.Describe()}");
+            }
+            finally
+            {
+                foreach (var client in connects)
+                {
+                    await client.DisposeAsync();
+                }
+            }
+        }
+    }
+
+    /// <summary>Reads the clients bucket over NATS until <paramref name="nodeId"/> holds <paramref name="clientId"/>.</summary>
+    private async Task WaitForClaimAsync(string nodeId, string clientId)
+    {
+        await using var nats = new NatsConnection(NatsOpts.Default with { Url = cluster.Nats.Url(0) });
+        var clients = await nats.CreateKeyValueStoreContext().GetStoreAsync("omni_clients");
+        var deadline = DateTime.UtcNow + Spread;
+        while (true)
+        {
+            await foreach (var key in clients.GetKeysAsync())
+            {
+                var entry = await clients.GetEntryAsync<byte[]>(key);
+                if (entry.Value is { } value && Encoding.UTF8.GetString(value) == nodeId + "\n" + clientId)
+                {
+                    return;
+                }
+            }
+            DateTime.UtcNow.Should().BeBefore(deadline, $"{nodeId} should claim {clientId} in omni_clients");
+            await Task.Delay(100);
+        }
+    }
+
+    private static Task<MqttClientDisconnectReason> Disconnection(MqttNetClient client)
+    {
+        var gone = new TaskCompletionSource<MqttClientDisconnectReason>(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.Client.DisconnectedAsync += e =>
+        {
+            gone.TrySetResult(e.Reason);
+            return Task.CompletedTask;
+        };
+        return gone.Task;
     }
 
     private static double Value(string metrics, string series)
