@@ -42,6 +42,8 @@ internal sealed class MqttConnection
     private volatile IClientGrants _grants = AllowAllAuthorizer.Instance;
     private WillState? _will;
     private bool _willDiscarded;
+    private IDisposable? _willRegistration;
+    private IDisposable? _ownership;
     private bool _clientDisconnected;
     private string?[]? _topicAliases;
     private uint _sessionExpiryAtConnect;
@@ -373,6 +375,14 @@ internal sealed class MqttConnection
 
         ConnectedAt = _time.GetUtcNow();
         var (session, sessionPresent) = _broker.AttachSession(this, clientId, connect.CleanStart, expiry, _grants);
+        if (_will is { } clusterWill && _broker.Cluster is { } cluster && _grants.CanPublish(clusterWill.Topic, clusterWill.Qos, clusterWill.Retain))
+        {
+            // Published by another node should this one die while the client is connected.
+            _willRegistration = cluster.RegisterWill(clientId, MqttApplicationMessage.Create(clusterWill.Topic, clusterWill.Payload,
+                clusterWill.Qos, clusterWill.Retain, clusterWill.Properties, clientId, ConnectedAt).ToStored());
+        }
+        // A later connection with this client id on another node takes over, as one on this node would.
+        _ownership = _broker.Cluster?.ClientAttached(clientId, () => RequestClose(MqttReasonCode.SessionTakenOver));
         _session = session;
         _delivery = new DeliveryContext(session);
 
@@ -539,10 +549,10 @@ internal sealed class MqttConnection
                 session.TryBeginInboundQos2(packetId, out var qos2Position);
                 position = Math.Max(position, qos2Position);
             }
-            _pendingAck = new PendingAck(qos, packetId, reasonCode, position);
+            _pendingAck = new PendingAck(qos, packetId, reasonCode, position, delivery.Remote);
             return;
         }
-        Acknowledge(session, qos, packetId, reasonCode, position);
+        Acknowledge(session, qos, packetId, reasonCode, position, delivery.Remote);
     }
 
     /// <summary>The next input; while held back, also returns (cancelled, with the unread input) once there is room.</summary>
@@ -606,12 +616,12 @@ internal sealed class MqttConnection
         // Room is there; the acknowledgement still waits for the store commit of its message (strict durability),
         // in order behind acknowledgements already waiting for theirs.
         var type = ack.Qos == MqttQos.ExactlyOnce ? MqttPacketType.PubRec : MqttPacketType.PubAck;
-        SendAck(new PubAckPacket(type) { PacketId = ack.PacketId, ReasonCode = ack.ReasonCode }, ack.Position);
+        SendAck(new PubAckPacket(type) { PacketId = ack.PacketId, ReasonCode = ack.ReasonCode }, ack.Position, ack.Remote);
     }
 
     /// <summary>An acknowledgement held for subscriber room; <see cref="Position"/> is the store position it must also
-    /// wait for (0 when none).</summary>
-    private readonly record struct PendingAck(MqttQos Qos, ushort PacketId, MqttReasonCode ReasonCode, long Position);
+    /// wait for (0 when none), <see cref="Remote"/> the other nodes of a cluster (null when none).</summary>
+    private readonly record struct PendingAck(MqttQos Qos, ushort PacketId, MqttReasonCode ReasonCode, long Position, Task<bool>? Remote);
 
     // MQTT 5.0 §4.10 request/response with the broker itself as responder: the reply is queued for this session only.
     private void HandleReserved(IReservedTopicHandler handler, PublishPacket publish, string topic, MqttSession session)
@@ -640,12 +650,13 @@ internal sealed class MqttConnection
         Acknowledge(session, publish.Qos, publish.PacketId, MqttReasonCode.Success);
     }
 
-    private void Acknowledge(MqttSession session, MqttQos qos, ushort packetId, MqttReasonCode reasonCode, long position = 0)
+    private void Acknowledge(MqttSession session, MqttQos qos, ushort packetId, MqttReasonCode reasonCode, long position = 0,
+        Task<bool>? remote = null)
     {
         switch (qos)
         {
             case MqttQos.AtLeastOnce:
-                SendAck(new PubAckPacket(MqttPacketType.PubAck) { PacketId = packetId, ReasonCode = reasonCode }, position);
+                SendAck(new PubAckPacket(MqttPacketType.PubAck) { PacketId = packetId, ReasonCode = reasonCode }, position, remote);
                 break;
             case MqttQos.ExactlyOnce:
                 var held = 0L;
@@ -654,14 +665,14 @@ internal sealed class MqttConnection
                     // A PUBREC with an error code ends the flow (5.0 §4.3.3): no PUBREL follows, nothing to hold.
                     session.TryBeginInboundQos2(packetId, out held);
                 }
-                SendAck(new PubAckPacket(MqttPacketType.PubRec) { PacketId = packetId, ReasonCode = reasonCode }, Math.Max(position, held));
+                SendAck(new PubAckPacket(MqttPacketType.PubRec) { PacketId = packetId, ReasonCode = reasonCode }, Math.Max(position, held), remote);
                 break;
         }
     }
 
     /// <summary>Sends a PUBACK/PUBREC now, or once the store has committed <paramref name="position"/> (strict
-    /// durability), in order with the others.</summary>
-    private void SendAck(PubAckPacket ack, long position) => _acks.Send(ack, position);
+    /// durability) and the other nodes of a cluster hold its message (<paramref name="remote"/>), in order with the others.</summary>
+    private void SendAck(PubAckPacket ack, long position, Task<bool>? remote = null) => _acks.Send(ack, position, remote);
 
     private void RefuseUnstorable(string topic, MqttQos qos, ushort packetId)
     {
@@ -944,6 +955,8 @@ internal sealed class MqttConnection
                 will = null;
             }
             _broker.OnConnectionClosed(this, will, discard);
+            _willRegistration?.Dispose();
+            _ownership?.Dispose();
             _broker.Metrics.ConnectionClosed(_version!.Value);
         }
         if (_countedConnection)
