@@ -32,6 +32,8 @@ internal static class DurableQos1Load
         (string Name, BrokerTarget Target, string[] Omni, string[] Mosquitto)[] cases =
         [
             ("omnibroker, Storage:Durability=strict (default; Synchronous=normal)", BrokerTarget.OmniBrokerNoRevocation, [], []),
+            ("omnibroker, strict, Storage:CommitDelay=1 ms", BrokerTarget.OmniBrokerNoRevocation, ["--Storage:CommitDelay=00:00:00.001"], []),
+            ("omnibroker, strict, Storage:CommitDelay=0", BrokerTarget.OmniBrokerNoRevocation, ["--Storage:CommitDelay=00:00:00"], []),
             ("omnibroker, strict, Storage:Synchronous=full (fsync per group commit)", BrokerTarget.OmniBrokerNoRevocation, ["--Storage:Synchronous=full"], []),
             ("omnibroker, Storage:Durability=relaxed", BrokerTarget.OmniBrokerNoRevocation, ["--Storage:Durability=relaxed"], []),
             ("omnibroker, Storage:Mode=memory", BrokerTarget.OmniBrokerNoRevocation, ["--Storage:Mode=memory"], []),

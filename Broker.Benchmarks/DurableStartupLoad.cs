@@ -56,6 +56,8 @@ internal static class DurableStartupLoad
             var size = new FileInfo(path).Length + (File.Exists(path + "-wal") ? new FileInfo(path + "-wal").Length : 0);
 
             var before = GC.GetTotalMemory(forceFullCollection: true);
+            var process = Process.GetCurrentProcess();
+            var cpuBefore = process.TotalProcessorTime;
             clock.Restart();
             await using var reopened = SqliteSessionStore.Open(new StorageOptions(), path, NullLogger.Instance);
             await using var broker = new MqttBroker(new MqttBrokerOptions { MaxQueuedMessagesPerSession = Math.Max(1000, 2 * messages / sessions) },
@@ -65,7 +67,10 @@ internal static class DurableStartupLoad
             var read = clock.Elapsed;
             await broker.Sessions.RestoreAsync(state, AllowAllAuthorizer.Instance, null, CancellationToken.None);
             var restore = clock.Elapsed;
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"read {read.TotalSeconds:F2} s, rebuild {(restore - read).TotalSeconds:F2} s"));
+            process.Refresh();
+            var cpu = process.TotalProcessorTime - cpuBefore;
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"read {read.TotalSeconds:F2} s, rebuild {(restore - read).TotalSeconds:F2} s, process CPU during restore {cpu.TotalSeconds:F2} s (GC count gen0/1/2 {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)})"));
             var after = GC.GetTotalMemory(forceFullCollection: true);
 
             Console.WriteLine($"| sessions | queued messages | write (group commit) | database size | bytes per queued 64-byte message | restore (start-up) | managed memory after restore |");

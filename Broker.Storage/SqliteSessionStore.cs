@@ -42,6 +42,7 @@ public sealed class SqliteSessionStore : ISessionStore
     private volatile bool _writable = true;
     private volatile bool _stopping;
     private Thread? _thread;
+    private WalCheckpointer? _checkpointer;
     private DateTimeOffset _aliveWritten;
 
     private SqliteSessionStore(StorageOptions options, string path, SqliteConnection connection, StateFileLock fileLock, ILogger logger, TimeProvider time)
@@ -86,6 +87,7 @@ public sealed class SqliteSessionStore : ISessionStore
         {
             SqliteSchema.CheckAndMigrate(connection, path);
             SqliteSchema.Execute(connection, options.Synchronous == StorageSynchronous.Full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+            SqliteSchema.Execute(connection, $"PRAGMA wal_autocheckpoint={WalCheckpointer.BackstopPages}");
             if (options.MaxSizeMegabytes > 0)
             {
                 var pageSize = SqliteSchema.Scalar(connection, "PRAGMA page_size");
@@ -164,6 +166,10 @@ public sealed class SqliteSessionStore : ISessionStore
         {
             await Task.Run(() => thread.Join()).ConfigureAwait(false);
         }
+        if (_checkpointer is { } checkpointer)
+        {
+            await checkpointer.DisposeAsync().ConfigureAwait(false);
+        }
         _writer.Dispose();
         _connection.Dispose();
         _signal.Dispose();
@@ -193,6 +199,7 @@ public sealed class SqliteSessionStore : ISessionStore
             {
                 return;
             }
+            _checkpointer = WalCheckpointer.TryStart(Path, () => Volatile.Read(ref _committed));
             _thread = new Thread(WriterLoop) { IsBackground = true, Name = "OmniBroker state writer" };
             _thread.Start();
         }

@@ -113,6 +113,17 @@ internal sealed partial class MqttSession
     public StoredSession ToStoredLocked() => new(ClientId, ExpiryInterval, ExpiresAt, (byte)(Identity?.ProtocolVersion ?? MqttProtocolVersion.V500),
         Identity?.UserName, Identity?.ChainPem, _lastPacketId);
 
+    private long _unsentRowsPosition;
+
+    /// <summary>The store position of the rows written by the last <see cref="TakeOutbound"/> for retained messages
+    /// streamed after SUBSCRIBE (0: none); the writer sends that batch only once they are committed (strict), since
+    /// nothing else would bring such a message back after a crash. Reading resets it.</summary>
+    public long TakeUnsentRowsPosition() => Interlocked.Exchange(ref _unsentRowsPosition, 0);
+
+    /// <summary>A non-persistent session whose connection's will has a row (a session row with expiry 0) in the store.
+    /// Guarded by <see cref="Sync"/>.</summary>
+    public bool TransientWillStored { get; set; }
+
     /// <summary>A restored session's rows are in the store already. Caller holds <see cref="Sync"/>.</summary>
     public void AttachRestoredStoreLocked(ISessionStore? store) => _store = store;
 }

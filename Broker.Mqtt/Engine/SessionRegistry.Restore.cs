@@ -19,6 +19,8 @@ internal sealed partial class SessionRegistry
         // Sessions connected when the broker stopped were disconnected then, as far as their expiry is concerned.
         var stoppedAt = state.LastAlive ?? now;
         int restored = 0, subscriptions = 0, messages = 0, retained = 0, expired = 0, discarded = 0;
+        // One parse and one chain/revocation check per distinct stored certificate chain, however many sessions hold it.
+        var certificates = new Dictionary<string, CertificateCheck>(StringComparer.Ordinal);
 
         foreach (var message in state.Retained)
         {
@@ -41,14 +43,14 @@ internal sealed partial class SessionRegistry
                 _logger.SessionExpired(row.ClientId);
                 _store?.Append(new SessionDeleted(row.ClientId));
                 expired++;
-                if (stored.Will is { } will && await AuthorizeAsync(row, authorizer, validator, cancellationToken).ConfigureAwait(false) is { } willGrants)
+                if (stored.Will is { } will && await AuthorizeAsync(row, authorizer, validator, certificates, cancellationToken).ConfigureAwait(false) is { } willGrants)
                 {
                     PublishWills([WillStates.FromStored(row.ClientId, will, willGrants, now).Will]);
                 }
                 continue;
             }
 
-            var grants = await AuthorizeAsync(row, authorizer, validator, cancellationToken).ConfigureAwait(false);
+            var grants = await AuthorizeAsync(row, authorizer, validator, certificates, cancellationToken).ConfigureAwait(false);
             if (grants is null)
             {
                 _store?.Append(new SessionDeleted(row.ClientId));
@@ -86,7 +88,7 @@ internal sealed partial class SessionRegistry
                     }
                     if (stored.Will is { } will)
                     {
-                        session.DelayedWill = WillStates.FromStored(row.ClientId, will, grants, stoppedAt);
+                        session.DelayedWill = WillStates.FromStored(row.ClientId, will, grants, now);
                     }
                     // Rows are already stored: attach the store without writing them again.
                     session.AttachRestoredStoreLocked(_store);
@@ -109,31 +111,22 @@ internal sealed partial class SessionRegistry
     /// <summary>The grants of a restored session under the current policy, or null (logged) when it lost the right to
     /// connect or its certificate is no longer valid (revoked, expired).</summary>
     private async ValueTask<IClientGrants?> AuthorizeAsync(StoredSession row, IMqttAuthorizer authorizer, IRestoredIdentityValidator? validator,
-        CancellationToken cancellationToken)
+        Dictionary<string, CertificateCheck> certificates, CancellationToken cancellationToken)
     {
         X509Certificate2[] chain = [];
         if (row.CertificateChainPem is { } pem)
         {
-            try
+            if (!certificates.TryGetValue(pem, out var check))
             {
-                var collection = new X509Certificate2Collection();
-                collection.ImportFromPem(pem);
-                chain = [.. collection];
+                check = await CheckCertificateAsync(pem, validator, cancellationToken).ConfigureAwait(false);
+                certificates[pem] = check;
             }
-            catch (CryptographicException ex)
-            {
-                _logger.RestoredSessionDiscarded(row.ClientId, $"stored certificate unreadable: {ex.Message}");
-                return null;
-            }
-        }
-        if (validator is not null && chain.Length > 0)
-        {
-            var problem = await validator.ValidateAsync(chain, cancellationToken).ConfigureAwait(false);
-            if (problem is not null)
+            if (check.Problem is { } problem)
             {
                 _logger.RestoredSessionDiscarded(row.ClientId, problem);
                 return null;
             }
+            chain = check.Chain;
         }
 
         var info = new MqttClientInfo(row.ClientId, (MqttProtocolVersion)row.ProtocolVersion, chain.Length > 0 ? chain[0] : null, null, row.UserName);
@@ -145,4 +138,32 @@ internal sealed partial class SessionRegistry
         }
         return decision.Grants;
     }
+
+    private static async ValueTask<CertificateCheck> CheckCertificateAsync(string pem, IRestoredIdentityValidator? validator,
+        CancellationToken cancellationToken)
+    {
+        X509Certificate2[] chain;
+        try
+        {
+            var collection = new X509Certificate2Collection();
+            collection.ImportFromPem(pem);
+            chain = [.. collection];
+        }
+        catch (CryptographicException ex)
+        {
+            return new CertificateCheck([], $"stored certificate unreadable: {ex.Message}");
+        }
+        if (validator is not null && chain.Length > 0)
+        {
+            var problem = await validator.ValidateAsync(chain, cancellationToken).ConfigureAwait(false);
+            if (problem is not null)
+            {
+                return new CertificateCheck(chain, problem);
+            }
+        }
+        return new CertificateCheck(chain, null);
+    }
+
+    /// <summary>A stored certificate chain, parsed, and why it is no longer acceptable (null: it is).</summary>
+    private readonly record struct CertificateCheck(X509Certificate2[] Chain, string? Problem);
 }
