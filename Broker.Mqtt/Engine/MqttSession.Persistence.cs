@@ -60,7 +60,10 @@ internal sealed partial class MqttSession
         lock (Sync)
         {
             _lastPacketId = state.Session.LastPacketId;
+            _qos12.EnsureCapacity(state.Messages.Count);
             var count = 0;
+            var queued = 0;
+            long queuedBytes = 0;
             foreach (var row in state.Messages)
             {
                 _sequence = Math.Max(_sequence, row.Sequence);
@@ -73,7 +76,8 @@ internal sealed partial class MqttSession
                         _qos12.Enqueue(new QueuedMessage(message, qos, row.Retain, row.SubscriptionIds, row.Sequence));
                         // Counted against the queue limits and the global budget like any queued message.
                         _queuedBytes += message.QueuedSize;
-                        _budget.Add(1, message.QueuedSize);
+                        queued++;
+                        queuedBytes += message.QueuedSize;
                         count++;
                     }
                     continue;
@@ -97,6 +101,7 @@ internal sealed partial class MqttSession
                     count++;
                 }
             }
+            _budget.Add(queued, queuedBytes);
             foreach (var packetId in state.InboundQos2)
             {
                 _inboundQos2.Add(packetId);

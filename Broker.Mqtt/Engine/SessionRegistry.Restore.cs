@@ -19,8 +19,7 @@ internal sealed partial class SessionRegistry
         // Sessions connected when the broker stopped were disconnected then, as far as their expiry is concerned.
         var stoppedAt = state.LastAlive ?? now;
         int restored = 0, subscriptions = 0, messages = 0, retained = 0, expired = 0, discarded = 0;
-        // One parse and one chain/revocation check per distinct stored certificate chain, however many sessions hold it.
-        var certificates = new Dictionary<string, CertificateCheck>(StringComparer.Ordinal);
+        var certificates = await CheckCertificatesAsync(state.Sessions, validator, cancellationToken).ConfigureAwait(false);
 
         foreach (var message in state.Retained)
         {
@@ -39,8 +38,12 @@ internal sealed partial class SessionRegistry
             var expiresAt = row.ExpiresAt ?? stoppedAt.AddSeconds(row.ExpiryInterval);
             if (row.ExpiryInterval == 0 || expiresAt <= now)
             {
-                // Expired while the broker was down: gone, and its will (the session ended) is due.
-                _logger.SessionExpired(row.ClientId);
+                // Expired while the broker was down: gone, and its will (the session ended) is due. Expiry 0: a
+                // non-persistent session stored only for its connection's will (SessionRegistry.Wills.cs).
+                if (row.ExpiryInterval > 0)
+                {
+                    _logger.SessionExpired(row.ClientId);
+                }
                 _store?.Append(new SessionDeleted(row.ClientId));
                 expired++;
                 if (stored.Will is { } will && await AuthorizeAsync(row, authorizer, validator, certificates, cancellationToken).ConfigureAwait(false) is { } willGrants)
@@ -137,6 +140,38 @@ internal sealed partial class SessionRegistry
             return null;
         }
         return decision.Grants;
+    }
+
+    /// <summary>One parse and one chain/revocation check per distinct stored certificate chain, however many sessions
+    /// hold it, run concurrently (chain building is CPU work, OCSP is waiting on a responder). The first runs alone: a
+    /// validator may load shared state on first use (the CRL files, before any revocation answer counts).</summary>
+    private static async Task<Dictionary<string, CertificateCheck>> CheckCertificatesAsync(IReadOnlyList<StoredSessionState> sessions,
+        IRestoredIdentityValidator? validator, CancellationToken cancellationToken)
+    {
+        var distinct = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var stored in sessions)
+        {
+            if (stored.Session.CertificateChainPem is { } pem)
+            {
+                distinct.Add(pem);
+            }
+        }
+        var results = new Dictionary<string, CertificateCheck>(distinct.Count, StringComparer.Ordinal);
+        if (distinct.Count == 0)
+        {
+            return results;
+        }
+        var pems = distinct.ToArray();
+        results[pems[0]] = await CheckCertificateAsync(pems[0], validator, cancellationToken).ConfigureAwait(false);
+        var checks = new CertificateCheck[pems.Length];
+        var options = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(4, 4 * Environment.ProcessorCount), CancellationToken = cancellationToken };
+        await Parallel.ForEachAsync(Enumerable.Range(1, pems.Length - 1), options,
+            async (i, token) => checks[i] = await CheckCertificateAsync(pems[i], validator, token).ConfigureAwait(false)).ConfigureAwait(false);
+        for (var i = 1; i < pems.Length; i++)
+        {
+            results[pems[i]] = checks[i];
+        }
+        return results;
     }
 
     private static async ValueTask<CertificateCheck> CheckCertificateAsync(string pem, IRestoredIdentityValidator? validator,
