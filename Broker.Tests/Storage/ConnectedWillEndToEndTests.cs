@@ -24,23 +24,23 @@ public sealed class ConnectedWillEndToEndTests
         berlin["mode"] = "will-hold";
         berlin["timeout"] = 60;
         berlin["will"] = new Dictionary<string, object?> { ["topic"] = "durable/will/berlin", ["payload"] = "gw-berlin gone", ["qos"] = 1, ["delay"] = 0 };
-        var paris = env.PahoSpec();
-        paris["client"] = env.Client("gw-paris");
-        paris["mode"] = "will-hold";
-        paris["timeout"] = 60;
-        paris["will"] = new Dictionary<string, object?> { ["topic"] = "durable/will/paris", ["payload"] = "gw-paris gone", ["qos"] = 1, ["delay"] = 8 };
+        var munich = env.PahoSpec();
+        munich["client"] = env.Client("sensor-002");
+        munich["mode"] = "will-hold";
+        munich["timeout"] = 60;
+        munich["will"] = new Dictionary<string, object?> { ["topic"] = "durable/will/munich", ["payload"] = "sensor-002 gone", ["qos"] = 1, ["delay"] = 8 };
         using var berlinClient = StartPaho("durable.py", berlin);
-        using var parisClient = StartPaho("durable.py", paris);
+        using var munichClient = StartPaho("durable.py", munich);
         await berlinClient.WaitForLineAsync(l => l.Contains("\"connack\": 0", StringComparison.Ordinal), ClientTimeout);
-        await parisClient.WaitForLineAsync(l => l.Contains("\"connack\": 0", StringComparison.Ordinal), ClientTimeout);
+        await munichClient.WaitForLineAsync(l => l.Contains("\"connack\": 0", StringComparison.Ordinal), ClientTimeout);
         // CONNACK does not wait for the commit of the will row; the writer commits within milliseconds.
         await Task.Delay(1000);
 
         await env.KillAsync();
         berlinClient.Kill();
-        parisClient.Kill();
+        munichClient.Kill();
         env.Query("SELECT client_id, coalesce(due_at, 'open') FROM wills ORDER BY client_id").Should()
-            .Equal(["gw-berlin|open", "gw-paris|open"], "both wills were stored at CONNECT, without a due time\n" + env.Describe());
+            .Equal(["gw-berlin|open", "sensor-002|open"], "both wills were stored at CONNECT, without a due time\n" + env.Describe());
         env.History.Should().NotContain(l => l.Contains("[1301]", StringComparison.Ordinal), "no will was published before the kill");
 
         var clock = Stopwatch.StartNew();
@@ -48,7 +48,7 @@ public sealed class ConnectedWillEndToEndTests
         if (clock.Elapsed < TimeSpan.FromSeconds(6))
         {
             // Checked only while the delay certainly runs: the 5.0 will waits its 8 s from the restart.
-            env.Query("SELECT client_id FROM wills").Should().Equal(["gw-paris"], "the 3.1.1 will went out at start-up; the 5.0 one waits\n" + env.Describe());
+            env.Query("SELECT client_id FROM wills").Should().Equal(["sensor-002"], "the 3.1.1 will went out at start-up; the 5.0 one waits\n" + env.Describe());
         }
 
         var watcher = env.PahoSpec();
@@ -58,7 +58,7 @@ public sealed class ConnectedWillEndToEndTests
         watcher["timeout"] = 40;
         var (result, _) = await RunPahoAsync("session.py", watcher);
         result["messages"]!.AsArray().Select(m => (string)m!["payload"]!).Should()
-            .BeEquivalentTo(["gw-berlin gone", "gw-paris gone"], env.Describe());
+            .BeEquivalentTo(["gw-berlin gone", "sensor-002 gone"], env.Describe());
         clock.Elapsed.Should().BeGreaterThan(TimeSpan.FromSeconds(8), "the 5.0 will waited its Will Delay Interval from the restart");
         env.Query("SELECT count(*) FROM wills").Should().Equal(["0"], "published wills leave the store");
     }
