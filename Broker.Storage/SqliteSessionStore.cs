@@ -288,10 +288,12 @@ public sealed class SqliteSessionStore : ISessionStore
 
             if (stopping)
             {
+                TaskCompletionSource last;
                 lock (_queueLock)
                 {
-                    _pendingCommit.TrySetException(new StoreUnavailableException($"state database {Path} is closed"));
+                    last = _pendingCommit;
                 }
+                last.TrySetException(new StoreUnavailableException($"state database {Path} is closed"));
                 return;
             }
         }
@@ -422,5 +424,8 @@ public sealed class SqliteSessionStore : ISessionStore
         return false;
     }
 
-    private static TaskCompletionSource NewCommit() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>Completed by the writer thread, outside its locks, with the waiters' continuations run right there: a
+    /// waiter releases held acknowledgements (a queue operation and a signal to its connection's writer), and a hop
+    /// through the thread pool per commit was a large part of an acknowledgement's latency on a busy machine.</summary>
+    private static TaskCompletionSource NewCommit() => new(TaskCreationOptions.None);
 }

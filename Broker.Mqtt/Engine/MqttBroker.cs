@@ -213,7 +213,8 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
         }
         try
         {
-            await Store!.WaitCommittedAsync(position).ConfigureAwait(false);
+            // Yielding: the connection's writer goes on in the thread pool, not on the store's thread that completed the commit.
+            await Store!.WaitCommittedAsync(position).AsTask().ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
         }
         catch (StoreUnavailableException)
         {
