@@ -92,6 +92,11 @@ internal sealed partial class SessionRegistry
                     if (stored.Will is { } will)
                     {
                         session.DelayedWill = WillStates.FromStored(row.ClientId, will, grants, now);
+                        if (will.DueAt is null)
+                        {
+                            // Its due time is now known: a second crash before it does not postpone it again.
+                            _store?.Append(new WillSaved(row.ClientId, WillStates.ToStored(session.DelayedWill)));
+                        }
                     }
                     // Rows are already stored: attach the store without writing them again.
                     session.AttachRestoredStoreLocked(_store);
