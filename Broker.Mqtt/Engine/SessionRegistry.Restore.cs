@@ -19,6 +19,7 @@ internal sealed partial class SessionRegistry
         // Sessions connected when the broker stopped were disconnected then, as far as their expiry is concerned.
         var stoppedAt = state.LastAlive ?? now;
         int restored = 0, subscriptions = 0, messages = 0, retained = 0, expired = 0, discarded = 0;
+        List<WillState>? dueWills = null;
         var certificates = await CheckCertificatesAsync(state.Sessions, validator, cancellationToken).ConfigureAwait(false);
 
         foreach (var message in state.Retained)
@@ -48,7 +49,8 @@ internal sealed partial class SessionRegistry
                 expired++;
                 if (stored.Will is { } will && await AuthorizeAsync(row, authorizer, validator, certificates, cancellationToken).ConfigureAwait(false) is { } willGrants)
                 {
-                    PublishWills([WillStates.FromStored(row.ClientId, will, willGrants, now).Will]);
+                    // Published once every session is back: a subscriber restored later in the loop receives it too.
+                    (dueWills ??= []).Add(WillStates.FromStored(row.ClientId, will, willGrants, now).Will);
                 }
                 continue;
             }
@@ -112,6 +114,7 @@ internal sealed partial class SessionRegistry
         }
 
         // Wills that fell due while the broker was down are published now, before the first connection.
+        PublishWills(dueWills);
         RunMaintenance();
         _logger.StateRestored(clock.ElapsedMilliseconds, restored, subscriptions, messages, retained, expired, discarded);
     }

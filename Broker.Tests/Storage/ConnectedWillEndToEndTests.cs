@@ -17,7 +17,9 @@ public sealed class ConnectedWillEndToEndTests
     public async Task WillOfConnectedClient_BrokerKilledAndRestarted_PublishedAfterRestart()
     {
         await using var env = await DurableBrokerEnvironment.StartAsync();
-        await env.SubscribeOfflineAsync("backend-telemetry", "durable/will/#", 1);
+        // The subscriber's client id sorts after gw-berlin's: sessions are restored in client id order, and a will due at
+        // start-up must still reach a subscriber restored after its publisher.
+        await env.SubscribeOfflineAsync("sensor-001", "durable/will/#", 1);
 
         var berlin = env.PahoSpec("3.1.1");
         berlin["client"] = env.Client("gw-berlin", clean: true, expiry: null);
@@ -52,7 +54,7 @@ public sealed class ConnectedWillEndToEndTests
         }
 
         var watcher = env.PahoSpec();
-        watcher["client"] = env.Client("backend-telemetry");
+        watcher["client"] = env.Client("sensor-001");
         watcher["mode"] = "resume";
         watcher["expect"] = 2;
         watcher["timeout"] = 40;
