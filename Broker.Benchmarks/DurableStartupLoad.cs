@@ -14,7 +14,7 @@ namespace OmniBroker.Benchmarks;
 /// (<see cref="MqttBroker.RestoreAsync"/>). Sessions are re-authorized against an allow-all policy and without
 /// certificates here (no chain validation or revocation lookup per session), so the figure is the storage and engine
 /// part of a start-up. Also reports the database size per queued message.
-///   dotnet run -c Release --project Broker.Benchmarks -- durable-startup [sessions] [messages]
+///   dotnet run -c Release --project Broker.Benchmarks -- durable-startup [sessions] [messages] [kept-state-file]
 /// </summary>
 internal static class DurableStartupLoad
 {
@@ -22,12 +22,20 @@ internal static class DurableStartupLoad
     {
         var sessions = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 100_000;
         var messages = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 1_000_000;
-        var directory = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "omnibroker-startup-" + Guid.NewGuid().ToString("N")[..8])).FullName;
-        var path = Path.Combine(directory, StorageOptions.FileName);
+        // Optional 4th argument: a state file kept between runs (written when missing, reused as it is otherwise), so that
+        // two builds can restore the very same file one after the other.
+        var kept = args.Length > 3 ? Path.GetFullPath(args[3]) : null;
+        var directory = kept is null
+            ? Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "omnibroker-startup-" + Guid.NewGuid().ToString("N")[..8])).FullName
+            : Path.GetDirectoryName(kept)!;
+        var path = kept ?? Path.Combine(directory, StorageOptions.FileName);
+        var reuse = kept is not null && File.Exists(kept);
         try
         {
             var clock = Stopwatch.StartNew();
-            await using (var store = SqliteSessionStore.Open(new StorageOptions(), path, NullLogger.Instance))
+            if (!reuse)
+            {
+            await using var store = SqliteSessionStore.Open(new StorageOptions(), path, NullLogger.Instance);
             {
                 await store.LoadAsync(CancellationToken.None);
                 var payload = new byte[64];
@@ -52,10 +60,14 @@ internal static class DurableStartupLoad
                 }
                 await store.WaitCommittedAsync(last);
             }
+            }
             var written = clock.Elapsed;
             var size = new FileInfo(path).Length + (File.Exists(path + "-wal") ? new FileInfo(path + "-wal").Length : 0);
 
             var before = GC.GetTotalMemory(forceFullCollection: true);
+            var process = Process.GetCurrentProcess();
+            var cpuBefore = process.TotalProcessorTime;
+            var gcBefore = (GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalPauseDuration());
             clock.Restart();
             await using var reopened = SqliteSessionStore.Open(new StorageOptions(), path, NullLogger.Instance);
             await using var broker = new MqttBroker(new MqttBrokerOptions { MaxQueuedMessagesPerSession = Math.Max(1000, 2 * messages / sessions) },
@@ -63,9 +75,16 @@ internal static class DurableStartupLoad
             // What MqttBroker.RestoreAsync does, in its two steps, to report both.
             var state = await reopened.LoadAsync(CancellationToken.None);
             var read = clock.Elapsed;
+            process.Refresh();
+            var cpuRead = process.TotalProcessorTime - cpuBefore;
             await broker.Sessions.RestoreAsync(state, AllowAllAuthorizer.Instance, null, CancellationToken.None);
             var restore = clock.Elapsed;
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"read {read.TotalSeconds:F2} s, rebuild {(restore - read).TotalSeconds:F2} s"));
+            process.Refresh();
+            var cpu = process.TotalProcessorTime - cpuBefore;
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"restore: read {read.TotalSeconds:F2} s (process CPU {cpuRead.TotalSeconds:F2} s), rebuild {(restore - read).TotalSeconds:F2} s (CPU {(cpu - cpuRead).TotalSeconds:F2} s); "
+                + $"GCs gen0/1/2 {GC.CollectionCount(0) - gcBefore.Item1}/{GC.CollectionCount(1) - gcBefore.Item2}/{GC.CollectionCount(2) - gcBefore.Item3}, "
+                + $"GC pauses {(GC.GetTotalPauseDuration() - gcBefore.Item4).TotalSeconds:F2} s; load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}"));
             var after = GC.GetTotalMemory(forceFullCollection: true);
 
             Console.WriteLine($"| sessions | queued messages | write (group commit) | database size | bytes per queued 64-byte message | restore (start-up) | managed memory after restore |");
@@ -75,7 +94,10 @@ internal static class DurableStartupLoad
         }
         finally
         {
-            Directory.Delete(directory, recursive: true);
+            if (kept is null)
+            {
+                Directory.Delete(directory, recursive: true);
+            }
         }
     }
 }

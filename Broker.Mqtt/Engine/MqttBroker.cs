@@ -286,6 +286,25 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
     /// <summary>Whether an acknowledgement has to wait for the commit of <paramref name="position"/> (strict durability).</summary>
     internal bool MustWaitForCommit(long position) => position > 0 && Store is { Durability: StoreDurability.Strict };
 
+    /// <summary>Strict: waits until the rows of retained messages about to be sent are committed. A store that cannot
+    /// write (full disk) does not hold them back: they are sent as without a store, and their rows stay pending.</summary>
+    internal async ValueTask WaitForUnsentRowsAsync(long position)
+    {
+        if (!MustWaitForCommit(position))
+        {
+            return;
+        }
+        try
+        {
+            // Yielding: the connection's writer goes on in the thread pool, not on the store's thread that completed the commit.
+            await Store!.WaitCommittedAsync(position).AsTask().ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
+        }
+        catch (StoreUnavailableException)
+        {
+            // Logged by the store (event 1451); delivery goes on.
+        }
+    }
+
     /// <summary>Counts, meters and logs (aggregated) <paramref name="count"/> dropped messages of a client.</summary>
     internal void RecordDrop(string clientId, string reason, string? topic, int count = 1) => _router.RecordDrop(clientId, reason, topic, count);
 

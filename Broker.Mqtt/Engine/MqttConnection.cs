@@ -268,6 +268,9 @@ internal sealed class MqttConnection
         _context.Transport.Input.CancelPendingRead();
     }
 
+    /// <summary>The will of CONNECT, while not yet taken (persisted at attach).</summary>
+    public WillState? Will => Volatile.Read(ref _will);
+
     /// <summary>Detaches the will for publication by the broker (once): on takeover or close.</summary>
     public WillState? TakeWill()
     {

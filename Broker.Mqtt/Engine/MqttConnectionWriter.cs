@@ -185,6 +185,7 @@ internal sealed class MqttConnectionWriter
                     // Session first, control second, written control first: a SUBACK queued before its retained
                     // messages is always written before them.
                     session.TakeOutbound(items, MaxPublishesPerBatch, _window, _time.GetUtcNow(), _connection.Grants, ref drops);
+                    await _broker.WaitForUnsentRowsAsync(session.TakeUnsentRowsPosition()).ConfigureAwait(false);
                 }
 
                 DisconnectPacket? disconnect;

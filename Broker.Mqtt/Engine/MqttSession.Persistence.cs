@@ -60,7 +60,10 @@ internal sealed partial class MqttSession
         lock (Sync)
         {
             _lastPacketId = state.Session.LastPacketId;
+            _qos12.EnsureCapacity(state.Messages.Count);
             var count = 0;
+            var queued = 0;
+            long queuedBytes = 0;
             foreach (var row in state.Messages)
             {
                 _sequence = Math.Max(_sequence, row.Sequence);
@@ -73,7 +76,8 @@ internal sealed partial class MqttSession
                         _qos12.Enqueue(new QueuedMessage(message, qos, row.Retain, row.SubscriptionIds, row.Sequence));
                         // Counted against the queue limits and the global budget like any queued message.
                         _queuedBytes += message.QueuedSize;
-                        _budget.Add(1, message.QueuedSize);
+                        queued++;
+                        queuedBytes += message.QueuedSize;
                         count++;
                     }
                     continue;
@@ -97,6 +101,7 @@ internal sealed partial class MqttSession
                     count++;
                 }
             }
+            _budget.Add(queued, queuedBytes);
             foreach (var packetId in state.InboundQos2)
             {
                 _inboundQos2.Add(packetId);
@@ -112,6 +117,17 @@ internal sealed partial class MqttSession
     /// <summary>The session row. Caller holds <see cref="Sync"/>.</summary>
     public StoredSession ToStoredLocked() => new(ClientId, ExpiryInterval, ExpiresAt, (byte)(Identity?.ProtocolVersion ?? MqttProtocolVersion.V500),
         Identity?.UserName, Identity?.ChainPem, _lastPacketId);
+
+    private long _unsentRowsPosition;
+
+    /// <summary>The store position of the rows written by the last <see cref="TakeOutbound"/> for retained messages
+    /// streamed after SUBSCRIBE (0: none); the writer sends that batch only once they are committed (strict), since
+    /// nothing else would bring such a message back after a crash. Reading resets it.</summary>
+    public long TakeUnsentRowsPosition() => Interlocked.Exchange(ref _unsentRowsPosition, 0);
+
+    /// <summary>A non-persistent session whose connection's will has a row (a session row with expiry 0) in the store.
+    /// Guarded by <see cref="Sync"/>.</summary>
+    public bool TransientWillStored { get; set; }
 
     /// <summary>A restored session's rows are in the store already. Caller holds <see cref="Sync"/>.</summary>
     public void AttachRestoredStoreLocked(ISessionStore? store) => _store = store;

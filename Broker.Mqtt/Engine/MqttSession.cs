@@ -247,8 +247,13 @@ internal sealed partial class MqttSession
             {
                 store.Append(new MessageQueued(ClientId, item.Sequence, item.Message.ToStored(), (byte)item.Qos, item.Retain, item.SubscriptionIds));
             }
-            store.Append(new MessageStateChanged(ClientId, item.Sequence,
+            var position = store.Append(new MessageStateChanged(ClientId, item.Sequence,
                 item.Qos == MqttQos.AtLeastOnce ? StoredMessageState.AwaitingPubAck : StoredMessageState.AwaitingPubRec, packetId));
+            if (!persisted)
+            {
+                // No publisher is waiting to publish it again: the row must be committed before this PUBLISH leaves.
+                _unsentRowsPosition = position;
+            }
         }
         batch.Add(OutboundItem.Publish(item.Message, item.Qos, item.Retain, dup: false, packetId, item.SubscriptionIds));
     }

@@ -58,24 +58,30 @@ internal sealed class SessionIdentity
 /// <summary>Conversions of a delayed will to and from its persisted form.</summary>
 internal static class WillStates
 {
-    public static StoredWill ToStored(PendingWill pending)
+    public static StoredWill ToStored(PendingWill pending) =>
+        new(Message(pending.Will, pending.DueAt), pending.Will.DelaySeconds, pending.DueAt);
+
+    /// <summary>The will of a connection still open: no due time yet. Its Message Expiry Interval, which starts when the
+    /// will is published, is kept as an expiry relative to the Unix epoch.</summary>
+    public static StoredWill ToStoredConnected(WillState will) => new(Message(will, DateTimeOffset.UnixEpoch), will.DelaySeconds, null);
+
+    private static StoredMessage Message(WillState will, DateTimeOffset publishedAt)
     {
-        var will = pending.Will;
         var properties = will.Properties;
         // The Message Expiry Interval of a will starts when it is published, i.e. when it falls due.
-        DateTimeOffset? expiresAt = properties?.MessageExpiryInterval is { } seconds ? pending.DueAt.AddSeconds(seconds) : null;
-        var message = new StoredMessage(will.Topic, will.Payload, (byte)will.Qos, will.Retain, will.ClientId, expiresAt,
+        DateTimeOffset? expiresAt = properties?.MessageExpiryInterval is { } seconds ? publishedAt.AddSeconds(seconds) : null;
+        return new StoredMessage(will.Topic, will.Payload, (byte)will.Qos, will.Retain, will.ClientId, expiresAt,
             properties?.PayloadFormatIndicator, properties?.ContentType, properties?.ResponseTopic, properties?.CorrelationData?.ToArray(),
             properties?.UserProperties);
-        return new StoredWill(message, will.DelaySeconds, pending.DueAt);
     }
 
     /// <summary>A persisted will; one without a due time (its connection was open when the broker stopped) falls due
-    /// its delay after <paramref name="stoppedAt"/>.</summary>
-    public static PendingWill FromStored(string clientId, StoredWill stored, IClientGrants grants, DateTimeOffset stoppedAt)
+    /// its delay after <paramref name="restartedAt"/>: the client could not reconnect while the broker was down.</summary>
+    public static PendingWill FromStored(string clientId, StoredWill stored, IClientGrants grants, DateTimeOffset restartedAt)
     {
         var message = stored.Message;
-        var dueAt = stored.DueAt ?? stoppedAt.AddSeconds(stored.DelaySeconds);
+        var dueAt = stored.DueAt ?? restartedAt.AddSeconds(stored.DelaySeconds);
+        var publishedAt = stored.DueAt ?? DateTimeOffset.UnixEpoch;
         MqttProperties? properties = null;
         if (message.ExpiresAt is not null || message.PayloadFormatIndicator is not null || message.ContentType is not null
             || message.ResponseTopic is not null || message.CorrelationData is not null || message.UserProperties is not null)
@@ -87,7 +93,7 @@ internal static class WillStates
                 ResponseTopic = message.ResponseTopic,
                 CorrelationData = message.CorrelationData,
                 UserProperties = message.UserProperties is { Count: > 0 } user ? [.. user] : null,
-                MessageExpiryInterval = message.ExpiresAt is { } at ? (uint)Math.Max(1, Math.Ceiling((at - dueAt).TotalSeconds)) : null,
+                MessageExpiryInterval = message.ExpiresAt is { } at ? (uint)Math.Max(1, Math.Ceiling((at - publishedAt).TotalSeconds)) : null,
             };
         }
         var will = new WillState(clientId, message.Topic, message.Payload, (MqttQos)message.Qos, message.Retain, properties, stored.DelaySeconds, grants);

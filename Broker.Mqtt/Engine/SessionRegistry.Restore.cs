@@ -19,6 +19,8 @@ internal sealed partial class SessionRegistry
         // Sessions connected when the broker stopped were disconnected then, as far as their expiry is concerned.
         var stoppedAt = state.LastAlive ?? now;
         int restored = 0, subscriptions = 0, messages = 0, retained = 0, expired = 0, discarded = 0;
+        List<WillState>? dueWills = null;
+        var certificates = await CheckCertificatesAsync(state.Sessions, validator, cancellationToken).ConfigureAwait(false);
 
         foreach (var message in state.Retained)
         {
@@ -37,18 +39,23 @@ internal sealed partial class SessionRegistry
             var expiresAt = row.ExpiresAt ?? stoppedAt.AddSeconds(row.ExpiryInterval);
             if (row.ExpiryInterval == 0 || expiresAt <= now)
             {
-                // Expired while the broker was down: gone, and its will (the session ended) is due.
-                _logger.SessionExpired(row.ClientId);
+                // Expired while the broker was down: gone, and its will (the session ended) is due. Expiry 0: a
+                // non-persistent session stored only for its connection's will (SessionRegistry.Wills.cs).
+                if (row.ExpiryInterval > 0)
+                {
+                    _logger.SessionExpired(row.ClientId);
+                }
                 _store?.Append(new SessionDeleted(row.ClientId));
                 expired++;
-                if (stored.Will is { } will && await AuthorizeAsync(row, authorizer, validator, cancellationToken).ConfigureAwait(false) is { } willGrants)
+                if (stored.Will is { } will && await AuthorizeAsync(row, authorizer, validator, certificates, cancellationToken).ConfigureAwait(false) is { } willGrants)
                 {
-                    PublishWills([WillStates.FromStored(row.ClientId, will, willGrants, now).Will]);
+                    // Published once every session is back: a subscriber restored later in the loop receives it too.
+                    (dueWills ??= []).Add(WillStates.FromStored(row.ClientId, will, willGrants, now).Will);
                 }
                 continue;
             }
 
-            var grants = await AuthorizeAsync(row, authorizer, validator, cancellationToken).ConfigureAwait(false);
+            var grants = await AuthorizeAsync(row, authorizer, validator, certificates, cancellationToken).ConfigureAwait(false);
             if (grants is null)
             {
                 _store?.Append(new SessionDeleted(row.ClientId));
@@ -86,7 +93,12 @@ internal sealed partial class SessionRegistry
                     }
                     if (stored.Will is { } will)
                     {
-                        session.DelayedWill = WillStates.FromStored(row.ClientId, will, grants, stoppedAt);
+                        session.DelayedWill = WillStates.FromStored(row.ClientId, will, grants, now);
+                        if (will.DueAt is null)
+                        {
+                            // Its due time is now known: a second crash before it does not postpone it again.
+                            _store?.Append(new WillSaved(row.ClientId, WillStates.ToStored(session.DelayedWill)));
+                        }
                     }
                     // Rows are already stored: attach the store without writing them again.
                     session.AttachRestoredStoreLocked(_store);
@@ -102,6 +114,7 @@ internal sealed partial class SessionRegistry
         }
 
         // Wills that fell due while the broker was down are published now, before the first connection.
+        PublishWills(dueWills);
         RunMaintenance();
         _logger.StateRestored(clock.ElapsedMilliseconds, restored, subscriptions, messages, retained, expired, discarded);
     }
@@ -109,31 +122,22 @@ internal sealed partial class SessionRegistry
     /// <summary>The grants of a restored session under the current policy, or null (logged) when it lost the right to
     /// connect or its certificate is no longer valid (revoked, expired).</summary>
     private async ValueTask<IClientGrants?> AuthorizeAsync(StoredSession row, IMqttAuthorizer authorizer, IRestoredIdentityValidator? validator,
-        CancellationToken cancellationToken)
+        Dictionary<string, CertificateCheck> certificates, CancellationToken cancellationToken)
     {
         X509Certificate2[] chain = [];
         if (row.CertificateChainPem is { } pem)
         {
-            try
+            if (!certificates.TryGetValue(pem, out var check))
             {
-                var collection = new X509Certificate2Collection();
-                collection.ImportFromPem(pem);
-                chain = [.. collection];
+                check = await CheckCertificateAsync(pem, validator, cancellationToken).ConfigureAwait(false);
+                certificates[pem] = check;
             }
-            catch (CryptographicException ex)
-            {
-                _logger.RestoredSessionDiscarded(row.ClientId, $"stored certificate unreadable: {ex.Message}");
-                return null;
-            }
-        }
-        if (validator is not null && chain.Length > 0)
-        {
-            var problem = await validator.ValidateAsync(chain, cancellationToken).ConfigureAwait(false);
-            if (problem is not null)
+            if (check.Problem is { } problem)
             {
                 _logger.RestoredSessionDiscarded(row.ClientId, problem);
                 return null;
             }
+            chain = check.Chain;
         }
 
         var info = new MqttClientInfo(row.ClientId, (MqttProtocolVersion)row.ProtocolVersion, chain.Length > 0 ? chain[0] : null, null, row.UserName);
@@ -145,4 +149,64 @@ internal sealed partial class SessionRegistry
         }
         return decision.Grants;
     }
+
+    /// <summary>One parse and one chain/revocation check per distinct stored certificate chain, however many sessions
+    /// hold it, run concurrently (chain building is CPU work, OCSP is waiting on a responder). The first runs alone: a
+    /// validator may load shared state on first use (the CRL files, before any revocation answer counts).</summary>
+    private static async Task<Dictionary<string, CertificateCheck>> CheckCertificatesAsync(IReadOnlyList<StoredSessionState> sessions,
+        IRestoredIdentityValidator? validator, CancellationToken cancellationToken)
+    {
+        var distinct = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var stored in sessions)
+        {
+            if (stored.Session.CertificateChainPem is { } pem)
+            {
+                distinct.Add(pem);
+            }
+        }
+        var results = new Dictionary<string, CertificateCheck>(distinct.Count, StringComparer.Ordinal);
+        if (distinct.Count == 0)
+        {
+            return results;
+        }
+        var pems = distinct.ToArray();
+        results[pems[0]] = await CheckCertificateAsync(pems[0], validator, cancellationToken).ConfigureAwait(false);
+        var checks = new CertificateCheck[pems.Length];
+        var options = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(4, 4 * Environment.ProcessorCount), CancellationToken = cancellationToken };
+        await Parallel.ForEachAsync(Enumerable.Range(1, pems.Length - 1), options,
+            async (i, token) => checks[i] = await CheckCertificateAsync(pems[i], validator, token).ConfigureAwait(false)).ConfigureAwait(false);
+        for (var i = 1; i < pems.Length; i++)
+        {
+            results[pems[i]] = checks[i];
+        }
+        return results;
+    }
+
+    private static async ValueTask<CertificateCheck> CheckCertificateAsync(string pem, IRestoredIdentityValidator? validator,
+        CancellationToken cancellationToken)
+    {
+        X509Certificate2[] chain;
+        try
+        {
+            var collection = new X509Certificate2Collection();
+            collection.ImportFromPem(pem);
+            chain = [.. collection];
+        }
+        catch (CryptographicException ex)
+        {
+            return new CertificateCheck([], $"stored certificate unreadable: {ex.Message}");
+        }
+        if (validator is not null && chain.Length > 0)
+        {
+            var problem = await validator.ValidateAsync(chain, cancellationToken).ConfigureAwait(false);
+            if (problem is not null)
+            {
+                return new CertificateCheck(chain, problem);
+            }
+        }
+        return new CertificateCheck(chain, null);
+    }
+
+    /// <summary>A stored certificate chain, parsed, and why it is no longer acceptable (null: it is).</summary>
+    private readonly record struct CertificateCheck(X509Certificate2[] Chain, string? Problem);
 }

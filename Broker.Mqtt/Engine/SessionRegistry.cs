@@ -134,6 +134,7 @@ internal sealed partial class SessionRegistry
                 session.Identity = SessionIdentity.Of(connection);
                 session.PrepareResendLocked();
                 Persist(session, expiryInterval > 0 ? _store : null);
+                PersistConnectedWill(session, connection.Will);
             }
         }
 
@@ -212,17 +213,19 @@ internal sealed partial class SessionRegistry
                 lock (session.Sync)
                 {
                     session.ExpiresAt = now.AddSeconds(session.ExpiryInterval);
-                    if (will is not null)
+                    if (will is not null && will.DelaySeconds > 0)
                     {
-                        if (will.DelaySeconds == 0)
+                        session.DelayedWill = new PendingWill(will, now.AddSeconds(Math.Min(will.DelaySeconds, session.ExpiryInterval)));
+                        session.Store?.Append(new WillSaved(session.ClientId, WillStates.ToStored(session.DelayedWill)));
+                    }
+                    else
+                    {
+                        if (will is not null)
                         {
                             (wills ??= []).Add(will);
                         }
-                        else
-                        {
-                            session.DelayedWill = new PendingWill(will, now.AddSeconds(Math.Min(will.DelaySeconds, session.ExpiryInterval)));
-                            session.Store?.Append(new WillSaved(session.ClientId, WillStates.ToStored(session.DelayedWill)));
-                        }
+                        // Published now or discarded (normal DISCONNECT): the row written at CONNECT goes.
+                        session.Store?.Append(new WillDeleted(session.ClientId));
                     }
                     session.Store?.Append(new SessionSaved(session.ToStoredLocked()));
                 }
@@ -360,6 +363,7 @@ internal sealed partial class SessionRegistry
             }
             session.Store?.Append(new SessionDeleted(session.ClientId));
             session.SetStoreLocked(null);
+            ForgetConnectedWillLocked(session);
             lost = session.EndLocked();
         }
 

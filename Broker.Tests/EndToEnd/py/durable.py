@@ -6,8 +6,8 @@ mode "publish": connect (client.clean/expiry), publish `count` messages "<prefix
 mode "qos2-split": publish one QoS 2 message; on PUBREC do NOT send PUBREL (as if it was lost in a crash), print
   {"pubrec": mid}; wait until the broker goes away; reconnect (retrying, same persistent session): paho resends the
   PUBREL; print {"pubcomp": reason, "sessionPresent": bool}.
-mode "will-hold": connect with a will that has a Will Delay Interval (will: {topic, payload, qos, delay}) and hold the
-  connection until killed; prints {"connack": n}.
+mode "will-hold": connect with a will that has a Will Delay Interval (will: {topic, payload, qos, delay}; 3.1.1: no
+  delay) and hold the connection until killed; prints {"connack": n}.
 
 spec: {host, port, ca, version, timeout, client: {id, cert, key, clean, expiry}, mode, ...}
 """
@@ -43,8 +43,10 @@ c = spec["client"]
 if mode == "will-hold":
     peer = Peer(spec, c)
     will = spec["will"]
-    props = Properties(PacketTypes.WILLMESSAGE)
-    props.WillDelayInterval = int(will["delay"])
+    props = None
+    if peer.v5:
+        props = Properties(PacketTypes.WILLMESSAGE)
+        props.WillDelayInterval = int(will["delay"])
     peer.client.will_set(will["topic"], will["payload"], int(will.get("qos", 1)), bool(will.get("retain", False)), properties=props)
     RESULT["connack"] = peer.connect()
     emit(RESULT)
