@@ -109,6 +109,17 @@ public sealed partial class ConnectionCapTests
         }
     }
 
+    [Fact]
+    public void Configuration_BadLimits_ReportedWithKeys()
+    {
+        var error = Assert.Throws<OmniBroker.Host.Configuration.BrokerConfigurationException>(() => OmniBroker.Host.OmniBrokerApp.Build(
+            ["--Limits:MaxConnections=-1", "--Limits:ReservedDescriptors=lots", "--Limits:MaxConections=5", "--port=0", $"--data-dir={Path.GetTempPath()}omnibroker-cap-config"]));
+
+        error.Errors.Should().Contain(e => e.StartsWith("Limits:MaxConnections: '-1'", StringComparison.Ordinal));
+        error.Errors.Should().Contain(e => e.StartsWith("Limits:ReservedDescriptors: 'lots'", StringComparison.Ordinal));
+        error.Errors.Should().Contain(e => e.StartsWith("Limits:MaxConections: unknown key", StringComparison.Ordinal));
+    }
+
     /// <summary>A mutual-TLS connection with CONNECT accepted, or null when the broker closed it before the handshake
     /// finished (the cap). Anything else (a timeout, a CONNACK refusal) fails the test.</summary>
     private static async Task<RawMqttClient?> TryConnectAsync(int port, X509Certificate2 root, X509Certificate2 device, X509Certificate2Collection chain, string clientId)
