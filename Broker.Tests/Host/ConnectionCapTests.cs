@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.RegularExpressions;
 using FluentAssertions;
+using Microsoft.Extensions.DependencyInjection;
 using OmniBroker.Mqtt.Packets;
 using OmniBroker.Tests.Metrics;
 using OmniBroker.Tests.Storage;
@@ -106,6 +107,53 @@ public sealed partial class ConnectionCapTests
                 await client.DisposeAsync();
             }
             TempDirectory.Delete(root);
+        }
+    }
+
+    [Fact]
+    public async Task Listeners_CapSharedByMqttAndWebSockets_WebSocketRefusedWhileMqttFull()
+    {
+        await using var broker = await TestBroker.StartAsync(settings: new Dictionary<string, string?> { ["Limits:MaxConnections"] = "2" });
+        var webSockets = broker.App.Services.GetRequiredService<OmniBroker.Host.BrokerEndpoints>().WebSocketEndPoint!.Port;
+        using var device = Device(broker.DataDirectory, out var trustRoot, out var chain);
+        var first = await TryConnectAsync(broker.MqttPort, trustRoot, device, chain, "backend-telemetry-1");
+        var second = await TryConnectAsync(broker.MqttPort, trustRoot, device, chain, "backend-telemetry-2");
+        try
+        {
+            first.Should().NotBeNull();
+            second.Should().NotBeNull();
+            // The WebSocket listener counts against the same cap: closed before its TLS handshake.
+            (await TryHandshakeAsync(webSockets, trustRoot, device, chain)).Should().BeFalse();
+
+            await first!.DisposeAsync();
+            var admitted = false;
+            for (var attempt = 0; attempt < 100 && !admitted; attempt++)
+            {
+                admitted = await TryHandshakeAsync(webSockets, trustRoot, device, chain);
+                if (!admitted)
+                {
+                    await Task.Delay(100);
+                }
+            }
+            admitted.Should().BeTrue("a slot is free once an MQTT client has left");
+            broker.Logs.Entries.Should().Contain(e => e.EventId.Id == 1400 && e.Message.Contains("listener_connections", StringComparison.Ordinal));
+        }
+        finally
+        {
+            await second!.DisposeAsync();
+        }
+    }
+
+    private static async Task<bool> TryHandshakeAsync(int port, X509Certificate2 trustRoot, X509Certificate2 device, X509Certificate2Collection chain)
+    {
+        try
+        {
+            await using var client = await RawMqttClient.OpenTlsAsync(port, trustRoot, device, chain, MqttProtocolVersion.V311);
+            return true;
+        }
+        catch (Exception ex) when (ex is IOException or System.Security.Authentication.AuthenticationException)
+        {
+            return false;
         }
     }
 
