@@ -7,6 +7,7 @@ using OmniBroker.Host.Metrics;
 using OmniBroker.Host.Revocation;
 using OmniBroker.Host.Storage;
 using OmniBroker.Host.WebSockets;
+using OmniBroker.Cluster;
 using OmniBroker.Policy;
 
 namespace OmniBroker.Host;
@@ -24,6 +25,7 @@ internal static class BrokerComposition
         builder.Services.AddOmniBrokerMetrics(builder.Configuration);
         if (settings.PolicyDirectory is { } policyDirectory) builder.Services.AddOmniBrokerPolicy(builder.Configuration, policyDirectory);
         builder.AddOmniBrokerRevocation(settings);
+        if (settings.Cluster is { } cluster) builder.Services.AddOmniBrokerCluster(cluster); // before the store's restore
         builder.AddOmniBrokerStorage(settings);
         builder.AddOmniBrokerEst(settings); // after the policy: wraps its IMqttAuthorizer
         _ = settings;

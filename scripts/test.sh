@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole OmniBroker test suite. Installs the real peers the tests talk to when they are missing:
 # mosquitto-clients (mosquitto_pub/sub), python3-paho-mqtt, openssl (an `openssl ocsp` responder),
-# prometheus (promtool), afl++ (the fuzzing smoke run), curl (the EST tests) and Node's `mqtt` package (MQTT.js)
+# prometheus (promtool), afl++ (the fuzzing smoke run), curl (the EST tests), nats-server (the cluster tests) and Node's `mqtt` package (MQTT.js)
 # for the WebSocket tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,7 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v afl-fuzz >/dev/null 2>&1 || need+=(afl++)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need+=(nats-server)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

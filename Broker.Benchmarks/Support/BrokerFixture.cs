@@ -63,7 +63,10 @@ internal sealed class BrokerFixture : IDisposable
     /// <param name="target">which broker.</param>
     /// <param name="omniBrokerArguments">extra <c>--Section:Key=value</c> arguments for omnibroker.</param>
     /// <param name="mosquittoLines">extra lines for mosquitto.conf.</param>
-    public static BrokerFixture Start(BrokerTarget target, IEnumerable<string>? omniBrokerArguments = null, IEnumerable<string>? mosquittoLines = null)
+    /// <param name="devices">extra device certificates to issue besides the development PKI's defaults (e.g. the 100
+    /// publishers of the fan-in load scenario).</param>
+    public static BrokerFixture Start(BrokerTarget target, IEnumerable<string>? omniBrokerArguments = null, IEnumerable<string>? mosquittoLines = null,
+        IEnumerable<DeviceCertificateRequest>? devices = null)
     {
         if (IsMosquitto(target) && !BrokerProcess.MosquittoInstalled)
         {
@@ -84,6 +87,11 @@ internal sealed class BrokerFixture : IDisposable
                 // (CRL distribution point, OCSP responder) name the HTTP listener this omnibroker will have.
                 using (DevelopmentPki pki = DevelopmentPki.LoadOrCreate(pkiDirectory, new Uri($"http://127.0.0.1:{httpPort}/"), out _))
                 {
+                    foreach (DeviceCertificateRequest device in devices ?? [])
+                    {
+                        pki.IssueDevice(device);
+                    }
+
                     DevelopmentPkiRevocation.EnsureCrls(pki, TimeProvider.System);
                     serverCertificate = X509CertificateLoader.LoadCertificate(PemCertificates.LoadAll(pki.ServerCertificatePath)[0].RawData);
                 }
@@ -96,7 +104,7 @@ internal sealed class BrokerFixture : IDisposable
                     ? BrokerProcess.Start(DotnetHost(), [BenchmarksDll(), MqttNetServerHost.Command, mqttPort.ToString(CultureInfo.InvariantCulture), pkiDirectory],
                         logPath, endPoint)
                     : BrokerProcess.Start(DotnetHost(), OmniBrokerArguments(target, directory, mqttPort, httpPort, omniBrokerArguments), logPath, endPoint,
-                        target == BrokerTarget.OmniBrokerNoSpin ? new Dictionary<string, string> { ["DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"] = "0" } : null);
+                        OmniBrokerEnvironment(target));
 
                 BrokerFixture fixture = new(target, directory, pkiDirectory, server, serverCertificate);
                 if (fixture.WaitUntilReady(out bool addressInUse))
@@ -187,6 +195,28 @@ internal sealed class BrokerFixture : IDisposable
         }
 
         throw new TimeoutException($"{Target} did not accept a connection within {s_startTimeout.TotalSeconds} s; last log lines:{Environment.NewLine}{Server.LogTail()}");
+    }
+
+    /// <summary>Environment of an omnibroker process: <c>OMNIBROKER_BENCH_ENV</c> ("NAME=value;NAME=value") lets a run try
+    /// a runtime switch (e.g. <c>DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1</c>) without a rebuild.</summary>
+    private static Dictionary<string, string>? OmniBrokerEnvironment(BrokerTarget target)
+    {
+        Dictionary<string, string> environment = new(StringComparer.Ordinal);
+        if (target == BrokerTarget.OmniBrokerNoSpin)
+        {
+            environment["DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"] = "0";
+        }
+
+        foreach (string pair in (Environment.GetEnvironmentVariable("OMNIBROKER_BENCH_ENV") ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries))
+        {
+            int equals = pair.IndexOf('=', StringComparison.Ordinal);
+            if (equals > 0)
+            {
+                environment[pair[..equals].Trim()] = pair[(equals + 1)..].Trim();
+            }
+        }
+
+        return environment.Count == 0 ? null : environment;
     }
 
     private static List<string> OmniBrokerArguments(BrokerTarget target, string directory, int mqttPort, int httpPort, IEnumerable<string>? extra)

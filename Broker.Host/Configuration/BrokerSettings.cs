@@ -84,6 +84,9 @@ public sealed class BrokerSettings
     /// <summary>The EST server, issuing CA and certificate inventory (section Est).</summary>
     public OmniBroker.Enrollment.EstOptions Est { get; init; } = new();
 
+    /// <summary>Cluster mode (section Cluster; on when Cluster:Nats:Urls is set), or null for a single node.</summary>
+    public OmniBroker.Cluster.ClusterOptions? Cluster { get; init; }
+
     /// <summary>Absolute path of the data directory.</summary>
     public required string DataDirectory { get; init; }
 
@@ -210,6 +213,7 @@ public sealed class BrokerSettings
         }
 
         var est = OmniBroker.Enrollment.EstOptions.Load(configuration, errors);
+        var cluster = OmniBroker.Cluster.ClusterOptions.Load(configuration, errors);
 
         if (errors.Count > 0)
         {
@@ -239,6 +243,7 @@ public sealed class BrokerSettings
             PolicyDirectory = policyDirectory,
             NormalizedValues = normalized,
             Est = est,
+            Cluster = cluster,
         };
     }
 

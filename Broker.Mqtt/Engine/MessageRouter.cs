@@ -48,6 +48,13 @@ internal sealed class MessageRouter
 
     public SubscriptionIndex Subscriptions => _subscriptions;
 
+    /// <summary>The other nodes of a cluster; null on a single node. Set before the listeners start.</summary>
+    public IClusterLink? Cluster
+    {
+        get => _subscriptions.Observer;
+        set => _subscriptions.Observer = value;
+    }
+
     public RetainedMessageStore Retained => _retained;
 
     public long MessagesReceived => Interlocked.Read(ref _messagesReceived);
@@ -88,7 +95,8 @@ internal sealed class MessageRouter
         {
             _subscriptions.Match(topic, matches, groups);
             var store = retain && _options.RetainAvailable;
-            if (matches.Count == 0 && groups.Count == 0 && !store)
+            var cluster = Cluster;
+            if (matches.Count == 0 && groups.Count == 0 && !store && cluster is null)
             {
                 return 0;
             }
@@ -100,7 +108,16 @@ internal sealed class MessageRouter
                 retainRefused = true;
                 _limits.RetainRefused(exceeded, publisherClientId, topic, message.Payload.Length);
             }
-            return Deliver(message, matches, groups, context, ref commitPosition);
+            var delivered = Deliver(message, matches, groups, context, ref commitPosition);
+            if (cluster is not null)
+            {
+                delivered += cluster.Forward(message.ToStored(), store && !retainRefused, out var durable);
+                if (context is not null)
+                {
+                    context.Remote = durable;
+                }
+            }
+            return delivered;
         }
         finally
         {
@@ -129,6 +146,43 @@ internal sealed class MessageRouter
                 ? _store.Append(new RetainedDeleted(message.Topic))
                 : _store.Append(new RetainedSaved(message.ToStored()));
             return null;
+        }
+    }
+
+    /// <summary>A message forwarded by another node of the cluster: delivered to the matching local sessions only (its
+    /// retained state arrives separately, through <see cref="ApplyClusterRetained"/>). Returns the number of recipients;
+    /// sessions whose queue it filled are added to <paramref name="context"/>.</summary>
+    public int DeliverFromCluster(StoredMessage stored, DeliveryContext? context)
+    {
+        Interlocked.Increment(ref _messagesReceived);
+        var matches = t_matches ??= new List<Subscription>();
+        var groups = t_groups ??= new List<SharedGroup>();
+        try
+        {
+            _subscriptions.Match(stored.Topic, matches, groups);
+            if (matches.Count == 0 && groups.Count == 0)
+            {
+                return 0;
+            }
+            long position = 0;
+            return Deliver(MqttApplicationMessage.FromStored(stored), matches, groups, context, ref position);
+        }
+        finally
+        {
+            matches.Clear();
+            groups.Clear();
+        }
+    }
+
+    /// <summary>The cluster's retained message of a topic (an empty payload clears it), as set on any node: replaces the
+    /// local copy (and its persisted row) without routing anything.</summary>
+    public void ApplyClusterRetained(StoredMessage stored)
+    {
+        var message = MqttApplicationMessage.FromStored(stored);
+        lock (_retainedSync)
+        {
+            _retained.Set(message);
+            _store?.Append(message.Payload.Length == 0 ? new RetainedDeleted(message.Topic) : new RetainedSaved(stored));
         }
     }
 

@@ -100,6 +100,89 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
     /// <summary>Serves PUBLISH on reserved <c>$</c> topics (certificate renewal); null: they are routed like any topic.</summary>
     public IReservedTopicHandler? ReservedTopicHandler { get; set; }
 
+    /// <summary>The other nodes of a cluster (Broker.Cluster); null on a single node. Set before the listeners start.</summary>
+    public IClusterLink? Cluster
+    {
+        get => _router.Cluster;
+        set => _router.Cluster = value;
+    }
+
+    /// <summary>Delivers a message forwarded by another node to the matching local sessions (never forwarded again).
+    /// Completes, like a local publisher's acknowledgement, once every subscriber whose queue it filled has room again
+    /// (or, full for the slow-subscriber timeout, is handled as slow): the caller reads its inbox no faster than the
+    /// subscribers take. Returns the number of local recipients.</summary>
+    public async ValueTask<int> DeliverFromClusterAsync(StoredMessage message, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        var context = new DeliveryContext(publisher: null);
+        var delivered = _router.DeliverFromCluster(message, context);
+        foreach (var session in context.Held)
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                var room = session.WaitForRoomAsync();
+                if (room.IsCompleted)
+                {
+                    break;
+                }
+                var remaining = Options.SlowSubscriberTimeout - session.FullFor();
+                if (remaining > TimeSpan.Zero)
+                {
+                    using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                    var delay = Task.Delay(remaining, TimeProvider, timeout.Token);
+                    var first = await Task.WhenAny(room, delay).ConfigureAwait(false);
+                    await timeout.CancelAsync().ConfigureAwait(false);
+                    if (first != delay)
+                    {
+                        continue;
+                    }
+                }
+                DeclareSlow(session);
+            }
+        }
+        return delivered;
+    }
+
+    /// <summary>Applies the cluster's retained message of a topic (empty payload: cleared) to the local store.</summary>
+    public void ApplyClusterRetained(StoredMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        _router.ApplyClusterRetained(message);
+    }
+
+    /// <summary>Publishes, as if it had been accepted here, a message this node takes over from a dead node (its clients'
+    /// wills): local delivery, retained state and forwarding to the other nodes.</summary>
+    public int PublishFromCluster(StoredMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        ToProperties(message, out var properties);
+        return _router.Publish(message.Topic, new ReadOnlySequence<byte>(message.Payload), (MqttQos)message.Qos, message.Retain, properties,
+            message.PublisherClientId, context: null, out _, out _);
+    }
+
+    private void ToProperties(StoredMessage message, out MqttProperties? properties)
+    {
+        properties = null;
+        if (message.PayloadFormatIndicator is null && message.ContentType is null && message.ResponseTopic is null
+            && message.CorrelationData is null && message.UserProperties is null && message.ExpiresAt is null)
+        {
+            return;
+        }
+        properties = new MqttProperties
+        {
+            PayloadFormatIndicator = message.PayloadFormatIndicator,
+            ContentType = message.ContentType,
+            ResponseTopic = message.ResponseTopic,
+            CorrelationData = message.CorrelationData,
+            MessageExpiryInterval = message.ExpiresAt is { } at
+                ? (uint)Math.Max(1, Math.Ceiling((at - TimeProvider.GetUtcNow()).TotalSeconds)) : null,
+        };
+        if (message.UserProperties is { } user)
+        {
+            properties.UserProperties = [.. user];
+        }
+    }
+
     internal IMqttAuthorizer Authorizer { get; }
 
     internal ILogger Logger { get; }

@@ -42,6 +42,8 @@ internal sealed class MqttConnection
     private volatile IClientGrants _grants = AllowAllAuthorizer.Instance;
     private WillState? _will;
     private bool _willDiscarded;
+    private IDisposable? _willRegistration;
+    private IDisposable? _ownership;
     private bool _clientDisconnected;
     private string?[]? _topicAliases;
     private uint _sessionExpiryAtConnect;
@@ -58,6 +60,12 @@ internal sealed class MqttConnection
     private readonly DurableAckQueue _acks;
     private DeliveryContext? _delivery;
     private PendingAck _pendingAck;
+    private Task? _hold;
+    private long _readAhead;
+
+    /// <summary>How many bytes of PUBLISH packets a held-back connection reads past (leaving them in its input) to reach
+    /// the acknowledgements behind them; beyond that it stops reading until there is room.</summary>
+    private const int MaxReadAheadBytes = 64 * 1024;
 
     public MqttConnection(MqttBroker broker, ConnectionContext context)
     {
@@ -95,28 +103,68 @@ internal sealed class MqttConnection
         {
             while (!_closeRequested)
             {
-                var result = await input.ReadAsync().ConfigureAwait(false);
+                var result = await ReadOrRoomAsync(input).ConfigureAwait(false);
+                if (_hold is { IsCompleted: true })
+                {
+                    await _hold.ConfigureAwait(false);
+                    _hold = null;
+                }
                 var buffer = result.Buffer;
                 var consumed = buffer.Start;
                 var examined = buffer.End;
                 var stop = false;
                 var completedAny = false;
+                var partial = false;
+                var readAheadBlocked = false;
+                long offset = 0;
+                long consumedOffset = 0;
                 try
                 {
                     while (!_closeRequested)
                     {
                         if (!MqttPacketReader.TryRead(buffer, _version, _options.MaximumPacketSize, out var packet, out var end, out var seen))
                         {
-                            consumed = end;
-                            examined = seen;
+                            partial = !buffer.IsEmpty;
+                            if (_hold is null)
+                            {
+                                consumed = end;
+                                examined = seen;
+                            }
+                            break;
+                        }
+
+                        offset += buffer.Slice(buffer.Start, end).Length;
+                        buffer = buffer.Slice(end);
+                        completedAny = true;
+                        Volatile.Write(ref _lastPacketTimestamp, _time.GetTimestamp());
+                        var handledAhead = offset <= _readAhead;
+                        if (_hold is not null)
+                        {
+                            // Held back (a subscriber's queue is full): read on for the acknowledgements of this client's
+                            // own deliveries, so its queue drains and a client that is itself a held publisher's
+                            // subscriber does not wait for the slow-subscriber timeout. PUBLISH packets stay in the
+                            // input, unconsumed, up to MaxReadAheadBytes; anything else waits for the room.
+                            if (handledAhead)
+                            {
+                                continue;
+                            }
+                            if (packet is PublishPacket && offset - consumedOffset <= MaxReadAheadBytes
+                                || packet is PubAckPacket or PingReqPacket && HandlePacket(packet))
+                            {
+                                _readAhead = offset;
+                                continue;
+                            }
+                            readAheadBlocked = true;
                             break;
                         }
 
                         consumed = end;
                         examined = end;
-                        buffer = buffer.Slice(end);
-                        completedAny = true;
-                        Volatile.Write(ref _lastPacketTimestamp, _time.GetTimestamp());
+                        consumedOffset = offset;
+                        if (handledAhead && packet is not PublishPacket)
+                        {
+                            continue;
+                        }
                         if (!HandlePacket(packet))
                         {
                             stop = true;
@@ -124,20 +172,25 @@ internal sealed class MqttConnection
                         }
                         if (_delivery is { Held.Count: > 0 })
                         {
-                            // A subscriber's queue is full: stop reading (TCP backpressure) until it has room.
-                            break;
+                            _hold = HoldAsync();
+                            if (_hold.IsCompleted)
+                            {
+                                _hold.GetAwaiter().GetResult();
+                                _hold = null;
+                            }
                         }
                     }
                 }
                 finally
                 {
-                    input.AdvanceTo(consumed, examined);
+                    input.AdvanceTo(consumed, readAheadBlocked ? consumed : examined);
+                    _readAhead = Math.Max(0, _readAhead - consumedOffset);
                 }
-                if (!buffer.IsEmpty || _incompletePacket is not null)
+                if (partial || _incompletePacket is not null)
                 {
                     // A packet was started and not finished: it must be finished within IncompletePacketTimeout.
                     (_incompletePacket ??= new IncompletePacketDeadline(_time, _options.IncompletePacketTimeout, OnIncompletePacketTimeout))
-                        .Update(!buffer.IsEmpty, completedAny);
+                        .Update(partial, completedAny);
                 }
 
                 if (stop)
@@ -145,14 +198,17 @@ internal sealed class MqttConnection
                     outcome = _clientDisconnected ? "DISCONNECT" : "refused";
                     break;
                 }
-                if (result.IsCompleted)
+                if (_hold is not null && (readAheadBlocked || result.IsCompleted))
+                {
+                    // Nothing more to read ahead: wait for the room, then handle what is buffered.
+                    await _hold.ConfigureAwait(false);
+                    _hold = null;
+                    continue;
+                }
+                if (result.IsCompleted && _hold is null)
                 {
                     outcome = buffer.IsEmpty ? "closed by peer" : "closed by peer inside a packet";
                     break;
-                }
-                if (_delivery is { Held.Count: > 0 })
-                {
-                    await HoldAsync().ConfigureAwait(false);
                 }
                 await _writer.WaitForControlBacklogAsync().ConfigureAwait(false);
             }
@@ -319,6 +375,14 @@ internal sealed class MqttConnection
 
         ConnectedAt = _time.GetUtcNow();
         var (session, sessionPresent) = _broker.AttachSession(this, clientId, connect.CleanStart, expiry, _grants);
+        if (_will is { } clusterWill && _broker.Cluster is { } cluster && _grants.CanPublish(clusterWill.Topic, clusterWill.Qos, clusterWill.Retain))
+        {
+            // Published by another node should this one die while the client is connected.
+            _willRegistration = cluster.RegisterWill(clientId, MqttApplicationMessage.Create(clusterWill.Topic, clusterWill.Payload,
+                clusterWill.Qos, clusterWill.Retain, clusterWill.Properties, clientId, ConnectedAt).ToStored());
+        }
+        // A later connection with this client id on another node takes over, as one on this node would.
+        _ownership = _broker.Cluster?.ClientAttached(clientId, () => RequestClose(MqttReasonCode.SessionTakenOver));
         _session = session;
         _delivery = new DeliveryContext(session);
 
@@ -485,10 +549,26 @@ internal sealed class MqttConnection
                 session.TryBeginInboundQos2(packetId, out var qos2Position);
                 position = Math.Max(position, qos2Position);
             }
-            _pendingAck = new PendingAck(qos, packetId, reasonCode, position);
+            _pendingAck = new PendingAck(qos, packetId, reasonCode, position, delivery.Remote);
             return;
         }
-        Acknowledge(session, qos, packetId, reasonCode, position);
+        Acknowledge(session, qos, packetId, reasonCode, position, delivery.Remote);
+    }
+
+    /// <summary>The next input; while held back, also returns (cancelled, with the unread input) once there is room.</summary>
+    private async ValueTask<ReadResult> ReadOrRoomAsync(PipeReader input)
+    {
+        var read = input.ReadAsync();
+        if (_hold is not { } hold || read.IsCompleted)
+        {
+            return await read.ConfigureAwait(false);
+        }
+        var reading = read.AsTask();
+        if (await Task.WhenAny(reading, hold).ConfigureAwait(false) == hold && !reading.IsCompleted)
+        {
+            input.CancelPendingRead();
+        }
+        return await reading.ConfigureAwait(false);
     }
 
     /// <summary>Waits until every subscriber whose queue the last PUBLISH filled has room again, declaring slow (and
@@ -536,12 +616,12 @@ internal sealed class MqttConnection
         // Room is there; the acknowledgement still waits for the store commit of its message (strict durability),
         // in order behind acknowledgements already waiting for theirs.
         var type = ack.Qos == MqttQos.ExactlyOnce ? MqttPacketType.PubRec : MqttPacketType.PubAck;
-        SendAck(new PubAckPacket(type) { PacketId = ack.PacketId, ReasonCode = ack.ReasonCode }, ack.Position);
+        SendAck(new PubAckPacket(type) { PacketId = ack.PacketId, ReasonCode = ack.ReasonCode }, ack.Position, ack.Remote);
     }
 
     /// <summary>An acknowledgement held for subscriber room; <see cref="Position"/> is the store position it must also
-    /// wait for (0 when none).</summary>
-    private readonly record struct PendingAck(MqttQos Qos, ushort PacketId, MqttReasonCode ReasonCode, long Position);
+    /// wait for (0 when none), <see cref="Remote"/> the other nodes of a cluster (null when none).</summary>
+    private readonly record struct PendingAck(MqttQos Qos, ushort PacketId, MqttReasonCode ReasonCode, long Position, Task<bool>? Remote);
 
     // MQTT 5.0 §4.10 request/response with the broker itself as responder: the reply is queued for this session only.
     private void HandleReserved(IReservedTopicHandler handler, PublishPacket publish, string topic, MqttSession session)
@@ -570,12 +650,13 @@ internal sealed class MqttConnection
         Acknowledge(session, publish.Qos, publish.PacketId, MqttReasonCode.Success);
     }
 
-    private void Acknowledge(MqttSession session, MqttQos qos, ushort packetId, MqttReasonCode reasonCode, long position = 0)
+    private void Acknowledge(MqttSession session, MqttQos qos, ushort packetId, MqttReasonCode reasonCode, long position = 0,
+        Task<bool>? remote = null)
     {
         switch (qos)
         {
             case MqttQos.AtLeastOnce:
-                SendAck(new PubAckPacket(MqttPacketType.PubAck) { PacketId = packetId, ReasonCode = reasonCode }, position);
+                SendAck(new PubAckPacket(MqttPacketType.PubAck) { PacketId = packetId, ReasonCode = reasonCode }, position, remote);
                 break;
             case MqttQos.ExactlyOnce:
                 var held = 0L;
@@ -584,14 +665,14 @@ internal sealed class MqttConnection
                     // A PUBREC with an error code ends the flow (5.0 §4.3.3): no PUBREL follows, nothing to hold.
                     session.TryBeginInboundQos2(packetId, out held);
                 }
-                SendAck(new PubAckPacket(MqttPacketType.PubRec) { PacketId = packetId, ReasonCode = reasonCode }, Math.Max(position, held));
+                SendAck(new PubAckPacket(MqttPacketType.PubRec) { PacketId = packetId, ReasonCode = reasonCode }, Math.Max(position, held), remote);
                 break;
         }
     }
 
     /// <summary>Sends a PUBACK/PUBREC now, or once the store has committed <paramref name="position"/> (strict
-    /// durability), in order with the others.</summary>
-    private void SendAck(PubAckPacket ack, long position) => _acks.Send(ack, position);
+    /// durability) and the other nodes of a cluster hold its message (<paramref name="remote"/>), in order with the others.</summary>
+    private void SendAck(PubAckPacket ack, long position, Task<bool>? remote = null) => _acks.Send(ack, position, remote);
 
     private void RefuseUnstorable(string topic, MqttQos qos, ushort packetId)
     {
@@ -874,6 +955,8 @@ internal sealed class MqttConnection
                 will = null;
             }
             _broker.OnConnectionClosed(this, will, discard);
+            _willRegistration?.Dispose();
+            _ownership?.Dispose();
             _broker.Metrics.ConnectionClosed(_version!.Value);
         }
         if (_countedConnection)

@@ -59,17 +59,22 @@ internal sealed record WillState(string ClientId, string Topic, byte[] Payload, 
 /// filled (the publisher waits for them before it is acknowledged and read again) and whether some session could
 /// not absorb a QoS 1/2 copy (5.0: PUBACK 0x97). One instance per connection, reused.
 /// </summary>
-internal sealed class DeliveryContext(MqttSession publisher)
+internal sealed class DeliveryContext(MqttSession? publisher)
 {
-    public MqttSession Publisher { get; } = publisher;
+    /// <summary>The publishing session; null for a message from another node of a cluster.</summary>
+    public MqttSession? Publisher { get; } = publisher;
 
     public List<MqttSession> Held { get; } = new();
 
     public bool Overflow { get; set; }
 
+    /// <summary>Completes with true once the other nodes the message was forwarded to hold it (cluster); null: none.</summary>
+    public Task<bool>? Remote { get; set; }
+
     public void Reset()
     {
         Held.Clear();
         Overflow = false;
+        Remote = null;
     }
 }

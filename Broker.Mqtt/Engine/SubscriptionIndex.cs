@@ -20,6 +20,9 @@ internal sealed class SubscriptionIndex : IDisposable
     /// <summary>Subscriptions in the index (non-shared plus every member of every share group).</summary>
     public int Count => Volatile.Read(ref _count);
 
+    /// <summary>Told of every subscription entering and leaving the index (cluster interest); set before use.</summary>
+    public Abstractions.IClusterLink? Observer { get; set; }
+
     /// <summary>Adds <paramref name="subscription"/>, replacing the subscription of the same session with the same
     /// filter (and share group) if any. Returns the replaced subscription.</summary>
     public Subscription? Add(Subscription subscription)
@@ -60,6 +63,7 @@ internal sealed class SubscriptionIndex : IDisposable
             if (replaced is null)
             {
                 _count++;
+                Observer?.FilterAdded(subscription.TopicFilter);
             }
             return replaced;
         }
@@ -116,6 +120,7 @@ internal sealed class SubscriptionIndex : IDisposable
             if (removed)
             {
                 _count--;
+                Observer?.FilterRemoved(subscription.TopicFilter);
                 Prune(node);
             }
             return removed;

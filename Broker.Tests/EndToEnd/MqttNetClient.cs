@@ -59,9 +59,15 @@ internal sealed class MqttNetClient : IAsyncDisposable
     /// <summary>Options for <paramref name="device"/> (null: no client certificate) against <paramref name="broker"/>;
     /// <paramref name="configure"/> adds will, session expiry and the like.</summary>
     public static MqttClientOptions Options(EndToEndBroker broker, DeviceFiles? device, string version, string clientId,
+        Action<MqttClientOptionsBuilder>? configure = null) =>
+        Options(broker.CaFile, broker.Broker.MqttPort, device, version, clientId, configure);
+
+    /// <summary>Options for <paramref name="device"/> against a broker on 127.0.0.1:<paramref name="port"/> whose server
+    /// certificate chains to <paramref name="caFile"/> (a host process, a node of a cluster).</summary>
+    public static MqttClientOptions Options(string caFile, int port, DeviceFiles? device, string version, string clientId,
         Action<MqttClientOptionsBuilder>? configure = null)
     {
-        var trusted = PemCertificates.LoadAll(broker.CaFile);
+        var trusted = PemCertificates.LoadAll(caFile);
         X509Certificate2? leaf = null;
         X509Certificate2Collection chain = [];
         if (device is not null)
@@ -70,7 +76,7 @@ internal sealed class MqttNetClient : IAsyncDisposable
         }
 
         var builder = new MqttClientOptionsBuilder()
-            .WithTcpServer("127.0.0.1", broker.Broker.MqttPort)
+            .WithTcpServer("127.0.0.1", port)
             .WithProtocolVersion(Version(version))
             .WithClientId(clientId)
             .WithCleanSession(true)

@@ -1,0 +1,217 @@
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.Logging;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using NATS.Client.KeyValueStore;
+using NATS.Net;
+using OmniBroker.Mqtt.Abstractions;
+using OmniBroker.Mqtt.Engine;
+
+namespace OmniBroker.Cluster;
+
+/// <summary>
+/// One OmniBroker node of a cluster coordinated through NATS JetStream (docs/cluster.md): the engine's
+/// <see cref="IClusterLink"/>. Routing: <see cref="InterestTable"/> (who subscribes to what), <see cref="Forwarder"/>
+/// (to the inboxes of those nodes) and <see cref="InboxConsumer"/> (this node's inbox); <see cref="RetainedSync"/>
+/// (retained messages); <see cref="NodeLiveness"/> (heartbeats, dead nodes, their clients' wills).
+/// </summary>
+public sealed class ClusterNode : IClusterLink, IAsyncDisposable
+{
+    [ThreadStatic]
+    private static List<string>? t_targets;
+
+    private readonly ClusterOptions _options;
+    private readonly MqttBroker _broker;
+    private readonly ILogger _logger;
+    private readonly InterestTable _interest;
+    private readonly Forwarder _forwarder;
+    private readonly InboxConsumer _inbox;
+    private readonly InboxWatch _inboxWatch;
+    private readonly ClientOwnership _ownership;
+    private readonly RetainedSync _retained;
+    private readonly NodeLiveness _liveness;
+    private readonly CancellationTokenSource _stopping = new();
+    private CancellationTokenSource _resync = new();
+    private NatsConnection? _nats;
+    private Task _running = Task.CompletedTask;
+    private int _connectedOnce;
+    private readonly ClusterMetrics _metrics;
+
+    public ClusterNode(ClusterOptions options, MqttBroker broker, ILoggerFactory loggerFactory, TimeProvider? time = null,
+        IMeterFactory? meterFactory = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(broker);
+        ArgumentNullException.ThrowIfNull(loggerFactory);
+        time ??= TimeProvider.System;
+        _options = options;
+        _broker = broker;
+        _logger = loggerFactory.CreateLogger("OmniBroker.Cluster");
+        _interest = new InterestTable(options.NodeId, _logger);
+        _forwarder = new Forwarder(options.NodeId, options.ForwardTimeout, _logger, time);
+        _inbox = new InboxConsumer(options, broker, _logger);
+        _inboxWatch = new InboxWatch(options, _inbox, _logger, time);
+        _ownership = new ClientOwnership(options.NodeId, _logger);
+        _retained = new RetainedSync(broker, _logger);
+        _liveness = new NodeLiveness(options, broker, _logger, time);
+        _metrics = new ClusterMetrics(meterFactory, this);
+    }
+
+    public string NodeId => _options.NodeId;
+
+    /// <summary>Messages handed to other nodes' inboxes, and those that were not confirmed.</summary>
+    public long Forwarded => _forwarder.Forwarded;
+
+    public long ForwardsFailed => _forwarder.Failed;
+
+    /// <summary>Messages received from other nodes.</summary>
+    public long Received => _inbox.Received;
+
+    /// <summary>Messages in this node's inbox not yet acknowledged by it (-1: unknown), and stalled consumptions
+    /// restarted.</summary>
+    public long InboxLag => _inboxWatch.Lag;
+
+    public long InboxRestarts => _inboxWatch.Restarts;
+
+    /// <summary>Connections of this node closed because the same client id connected later on another node.</summary>
+    public long ClientsTakenOver => _ownership.TakenOver;
+
+    public bool IsConnected => _nats?.ConnectionState == NatsConnectionState.Open;
+
+    /// <summary>Other nodes whose heartbeats this node currently sees.</summary>
+    public int OtherNodesAlive => _liveness.AliveCount;
+
+    /// <summary>Attaches to the engine, connects to NATS, creates this node's inbox and the shared buckets, and starts
+    /// following them. Before the MQTT listeners start (subscriptions restored from the store are published too).</summary>
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        _broker.Cluster = this;
+        var opts = NatsOpts.Default with
+        {
+            Url = _options.Urls,
+            Name = "omnibroker-" + _options.NodeId,
+            RetryOnInitialConnect = true,
+            MaxReconnectRetry = -1,
+            ReconnectWaitMin = TimeSpan.FromMilliseconds(200),
+            ReconnectWaitMax = TimeSpan.FromSeconds(2),
+            AuthOpts = NatsAuthOpts.Default with { Username = _options.User, Password = _options.Password },
+        };
+        _nats = new NatsConnection(opts);
+        _nats.ConnectionDisconnected += (_, args) =>
+        {
+            _logger.Disconnected(args.Message);
+            return ValueTask.CompletedTask;
+        };
+        _nats.ConnectionOpened += (_, _) =>
+        {
+            if (Interlocked.Exchange(ref _connectedOnce, 1) == 1)
+            {
+                // After a reconnect the watches start again from the buckets' current content (resynchronisation).
+                _logger.Reconnected();
+                var previous = Interlocked.Exchange(ref _resync, new CancellationTokenSource());
+                previous.Cancel();
+                previous.Dispose();
+            }
+            return ValueTask.CompletedTask;
+        };
+        // The first ConnectionOpened (raised asynchronously, possibly after this returns) only marks the connection as
+        // established; later ones are reconnects.
+        await _nats.ConnectAsync().ConfigureAwait(false);
+
+        var js = _nats.CreateJetStreamContext();
+        var kv = js.CreateKeyValueStoreContext();
+        INatsKVStore? interest = null, retained = null, nodes = null, wills = null, clients = null;
+        await ClusterRetry.RunAsync(_logger, "set-up", async () =>
+        {
+            await _inbox.EnsureAsync(js, cancellationToken).ConfigureAwait(false);
+            interest = await kv.CreateOrUpdateStoreAsync(Bucket(ClusterNames.InterestBucket), cancellationToken).ConfigureAwait(false);
+            retained = await kv.CreateOrUpdateStoreAsync(Bucket(ClusterNames.RetainedBucket), cancellationToken).ConfigureAwait(false);
+            nodes = await kv.CreateOrUpdateStoreAsync(Bucket(ClusterNames.NodesBucket) with { MaxAge = _options.NodeTimeout * 3 },
+                cancellationToken).ConfigureAwait(false);
+            wills = await kv.CreateOrUpdateStoreAsync(Bucket(ClusterNames.WillsBucket), cancellationToken).ConfigureAwait(false);
+            clients = await kv.CreateOrUpdateStoreAsync(Bucket(ClusterNames.ClientsBucket), cancellationToken).ConfigureAwait(false);
+        }, cancellationToken).ConfigureAwait(false);
+
+        var stop = _stopping.Token;
+        _running = Task.WhenAll(
+            Run(() => _interest.RunWriterAsync(interest!, stop)),
+            Run(() => _interest.RunWatchAsync(interest!, () => _resync.Token, stop)),
+            Run(() => _forwarder.RunAsync(_nats, stop)),
+            Run(() => _inbox.RunAsync(js, stop)),
+            Run(() => _inboxWatch.RunAsync(js, stop)),
+            Run(() => _ownership.RunWriterAsync(clients!, stop)),
+            Run(() => _ownership.RunWatchAsync(clients!, () => _resync.Token, stop)),
+            Run(() => _retained.RunWriterAsync(retained!, stop)),
+            Run(() => _retained.RunWatchAsync(retained!, () => _resync.Token, stop)),
+            Run(() => _liveness.RunHeartbeatAsync(nodes!, stop)),
+            Run(() => _liveness.RunWatchAsync(nodes!, () => _resync.Token, stop)),
+            Run(() => _liveness.RunCheckAsync(stop)),
+            Run(() => _liveness.RunWillsAsync(wills!, stop)));
+        _logger.Joined(_options.NodeId, _options.Urls, _options.Replicas, _options.NodeTimeout);
+    }
+
+    private NatsKVConfig Bucket(string name) => new(name)
+    {
+        History = 1,
+        NumberOfReplicas = _options.Replicas,
+        Storage = NatsKVStorageType.File,
+    };
+
+    private static Task Run(Func<Task> loop) => Task.Run(async () =>
+    {
+        try
+        {
+            await loop().ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // The node stops.
+        }
+    });
+
+    public async Task StopAsync()
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await _running.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync().ConfigureAwait(false);
+        if (_nats is not null)
+        {
+            await _nats.DisposeAsync().ConfigureAwait(false);
+        }
+        _stopping.Dispose();
+        _resync.Dispose();
+        _metrics.Dispose();
+    }
+
+    // ------------------------------------------------------------------ IClusterLink (engine threads: never block)
+
+    int IClusterLink.Forward(StoredMessage message, bool retainedChanged, out Task<bool>? durable)
+    {
+        durable = null;
+        if (retainedChanged)
+        {
+            _retained.Changed(message);
+        }
+        var targets = t_targets ??= [];
+        targets.Clear();
+        _interest.Match(message.Topic, _liveness.IsAlive, targets);
+        if (targets.Count == 0)
+        {
+            return 0;
+        }
+        durable = _forwarder.Enqueue(MessageCodec.Encode(message), [.. targets], confirm: message.Qos > 0);
+        return targets.Count;
+    }
+
+    void IClusterLink.FilterAdded(string topicFilter) => _interest.Changed(topicFilter, added: true);
+
+    void IClusterLink.FilterRemoved(string topicFilter) => _interest.Changed(topicFilter, added: false);
+
+    IDisposable IClusterLink.ClientAttached(string clientId, Action takenOver) => _ownership.Attach(clientId, takenOver);
+
+    IDisposable IClusterLink.RegisterWill(string clientId, StoredMessage will) => _liveness.RegisterWill(MessageCodec.Encode(will));
+}

@@ -1,0 +1,35 @@
+namespace OmniBroker.Mqtt.Abstractions;
+
+/// <summary>
+/// The engine's view of a cluster of brokers (implemented in Broker.Cluster on NATS JetStream; absent on a single
+/// node). The engine routes every message locally first, then hands it to the link, which forwards it to the other
+/// nodes that have a matching subscriber. Messages that arrive from other nodes come back through
+/// <see cref="Engine.MqttBroker.DeliverFromClusterAsync"/> (local delivery only, never forwarded again). Every call is made
+/// with engine locks held or on a connection's reader: implementations queue work and never block.
+/// </summary>
+public interface IClusterLink
+{
+    /// <summary>
+    /// A message accepted on this node (from a client, or a will) after local routing. <paramref name="retainedChanged"/>:
+    /// the message set (or, empty, cleared) the retained message of its topic. Returns the number of other nodes it is
+    /// forwarded to; <paramref name="durable"/> completes with true once every one of them holds it durably (false: it
+    /// could not be handed over; the publisher must not be acknowledged), null when nothing is to be waited for.
+    /// </summary>
+    int Forward(StoredMessage message, bool retainedChanged, out Task<bool>? durable);
+
+    /// <summary>A subscription with this topic filter (the filter of a shared subscription, without its group) entered
+    /// the local index; called once per subscription, under the index lock, in order with <see cref="FilterRemoved"/>.</summary>
+    void FilterAdded(string topicFilter);
+
+    /// <summary>A subscription with this topic filter left the local index.</summary>
+    void FilterRemoved(string topicFilter);
+
+    /// <summary>A client connected with a will (allowed by its grants): if this node dies, another publishes it.
+    /// Disposing the result withdraws it (the connection closed and the engine took care of the will itself).</summary>
+    IDisposable RegisterWill(string clientId, StoredMessage will);
+
+    /// <summary>A client connected on this node with this client id: the node claims the id cluster-wide, and calls
+    /// <paramref name="takenOver"/> (from any thread) when a later connection elsewhere claimed it (5.0: DISCONNECT
+    /// 0x8E, as a takeover on one node). Disposing the result ends the claim's watch (the connection closed).</summary>
+    IDisposable ClientAttached(string clientId, Action takenOver);
+}
