@@ -20,7 +20,8 @@ namespace OmniBroker.Benchmarks;
 /// that start until the last device is connected, failures by kind, peak RSS (VmHWM), server CPU.</item>
 /// </list>
 ///   ulimit -n 1048576; dotnet Broker.Benchmarks/bin/Release/net10.0/Broker.Benchmarks.dll conn cpu idle storm \
-///     [--handshakes 1000] [--repeats 3] [--connections 10000] [--storm 20000] [--omni-arg --Tls:X=Y]...
+///     [--handshakes 1000] [--repeats 3] [--connections 10000] [--storm 20000] [--attempts 5] [--omni-arg --Tls:X=Y]...
+/// (storm: a refused device retries after 1, 2, 4, 8 s, with jitter, up to --attempts connects in all)
 /// OMNIBROKER_BENCH_TARGETS (e.g. OmniBroker,Mosquitto,OmniBrokerTlsResumeAllowed) picks the brokers.
 /// </summary>
 internal static class ConnectionLoad
@@ -84,7 +85,7 @@ internal static class ConnectionLoad
                     Console.WriteLine("|---|---:|---:|---:|---|---:|---:|");
                     foreach (BrokerTarget target in targets)
                     {
-                        await StormAsync(target, omniArgs, storm).ConfigureAwait(false);
+                        await StormAsync(target, omniArgs, storm, Option(args, "--attempts", 5)).ConfigureAwait(false);
                     }
 
                     break;
@@ -240,7 +241,7 @@ internal static class ConnectionLoad
         }
     }
 
-    private static async Task StormAsync(BrokerTarget target, List<string> omniArgs, int devices)
+    private static async Task StormAsync(BrokerTarget target, List<string> omniArgs, int devices, int attempts)
     {
         using BrokerFixture broker = Start(target, omniArgs);
         using CancellationTokenSource timeout = new(TimeSpan.FromMinutes(10));
@@ -250,7 +251,7 @@ internal static class ConnectionLoad
         }
 
         long cpuBefore = broker.Server.CpuTicks();
-        await ConnectionStorm.RunAsync(broker, devices, outcome =>
+        await ConnectionStorm.RunAsync(broker, devices, attempts, outcome =>
         {
             string failed = outcome.Failures.Count == 0 ? "0" : string.Join("; ", outcome.Failures.Select(f => $"{f.Value} × {f.Key}"));
             if (broker.Server.HasExited)

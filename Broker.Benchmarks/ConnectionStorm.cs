@@ -24,7 +24,7 @@ internal static class ConnectionStorm
 
     /// <summary>Runs <paramref name="devices"/> devices against <paramref name="broker"/> from child processes; once
     /// every child has reported, <paramref name="report"/> runs while all connections are still open.</summary>
-    public static async Task RunAsync(BrokerFixture broker, int devices, Action<Outcome> report)
+    public static async Task RunAsync(BrokerFixture broker, int devices, int attempts, Action<Outcome> report)
     {
         string devicesDirectory = Path.Combine(broker.PkiDirectory, "devices");
         long start = DateTimeOffset.UtcNow.AddSeconds(5).ToUnixTimeMilliseconds();
@@ -45,6 +45,7 @@ internal static class ConnectionStorm
                     Path.Combine(devicesDirectory, "backend-telemetry.crt"), Path.Combine(devicesDirectory, "backend-telemetry.key"),
                     Path.Combine(broker.PkiDirectory, "server.crt"), first.ToString(CultureInfo.InvariantCulture),
                     Math.Min(DevicesPerProcess, devices - first).ToString(CultureInfo.InvariantCulture), start.ToString(CultureInfo.InvariantCulture),
+                    attempts.ToString(CultureInfo.InvariantCulture),
                 })
                 {
                     info.ArgumentList.Add(argument);
@@ -90,7 +91,7 @@ internal static class ConnectionStorm
         }
     }
 
-    /// <summary>The child: <c>port cert key serverCert first count startUnixMs</c>.</summary>
+    /// <summary>The child: <c>port cert key serverCert first count startUnixMs attempts</c>.</summary>
     public static async Task<int> ChildAsync(string[] args)
     {
         IPEndPoint endPoint = new(IPAddress.Loopback, int.Parse(args[0], CultureInfo.InvariantCulture));
@@ -100,6 +101,7 @@ internal static class ConnectionStorm
         int first = int.Parse(args[4], CultureInfo.InvariantCulture);
         int count = int.Parse(args[5], CultureInfo.InvariantCulture);
         DateTimeOffset start = DateTimeOffset.FromUnixTimeMilliseconds(long.Parse(args[6], CultureInfo.InvariantCulture));
+        int attempts = int.Parse(args[7], CultureInfo.InvariantCulture);
         TimeSpan wait = start - DateTimeOffset.UtcNow;
         if (wait > TimeSpan.Zero)
         {
@@ -112,19 +114,32 @@ internal static class ConnectionStorm
         long lastTicks = 0;
         await Task.WhenAll(Enumerable.Range(0, count).Select(i => Task.Run(async () =>
         {
-            try
+            // A device refused (closed or reset before its CONNACK: a full listener) tries again after 1, 2, 4, ... s
+            // with jitter, as devices do; only its last failure counts as one.
+            for (int attempt = 1; ; attempt++)
             {
-                clients[i] = await MqttTlsClient.ConnectAsync(endPoint, credentials,
-                    "backend-telemetry-" + (first + i).ToString(CultureInfo.InvariantCulture), 0, timeout.Token).ConfigureAwait(false);
-                long now = DateTimeOffset.UtcNow.Ticks;
-                long seen;
-                while ((seen = Interlocked.Read(ref lastTicks)) < now && Interlocked.CompareExchange(ref lastTicks, now, seen) != seen)
+                try
                 {
+                    clients[i] = await MqttTlsClient.ConnectAsync(endPoint, credentials,
+                        "backend-telemetry-" + (first + i).ToString(CultureInfo.InvariantCulture), 0, timeout.Token).ConfigureAwait(false);
+                    long now = DateTimeOffset.UtcNow.Ticks;
+                    long seen;
+                    while ((seen = Interlocked.Read(ref lastTicks)) < now && Interlocked.CompareExchange(ref lastTicks, now, seen) != seen)
+                    {
+                    }
+
+                    break;
                 }
-            }
-            catch (Exception ex) when (ex is IOException or SocketException or AuthenticationException or InvalidOperationException or OperationCanceledException)
-            {
-                failures.AddOrUpdate(ex.GetType().Name + ": " + ex.Message.Split('.')[0], 1, (_, n) => n + 1);
+                catch (Exception ex) when (attempt < attempts && ex is IOException or SocketException or AuthenticationException)
+                {
+                    failures.AddOrUpdate("retried after " + ex.GetType().Name, 1, (_, n) => n + 1);
+                    await Task.Delay(TimeSpan.FromSeconds((1 << Math.Min(attempt - 1, 4)) * (0.5 + Random.Shared.NextDouble())), timeout.Token).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is IOException or SocketException or AuthenticationException or InvalidOperationException or OperationCanceledException)
+                {
+                    failures.AddOrUpdate(ex.GetType().Name + ": " + ex.Message.Split('.')[0], 1, (_, n) => n + 1);
+                    break;
+                }
             }
         }))).ConfigureAwait(false);
 

@@ -64,6 +64,8 @@ public static class OmniBrokerApp
         services.AddSingleton(settings);
         var endpoints = new BrokerEndpoints();
         services.AddSingleton(endpoints);
+        services.AddSingleton(settings.ConnectionLimits);
+        services.AddSingleton<Connections.ConnectionCap>();
         services.AddSingleton(new DevelopmentPkiState(developmentPki, pkiCreated));
         if (developmentPki is not null)
         {
@@ -83,6 +85,8 @@ public static class OmniBrokerApp
             kestrel.Listen(settings.MqttAddress, settings.MqttPort, listen =>
             {
                 endpoints.SetMqtt(listen);
+                // First: a connection beyond the cap costs no PROXY parsing, no handshake slot and no TLS.
+                listen.Use(listen.ApplicationServices.GetRequiredService<Connections.ConnectionCap>().Use);
                 if (settings.ProxyProtocol)
                 {
                     // Before TLS: a load balancer's PROXY v2 header precedes the ClientHello.

@@ -72,6 +72,9 @@ public sealed class BrokerSettings
     /// header (behind a TLS-passthrough load balancer). Off by default.</summary>
     public bool ProxyProtocol { get; init; }
 
+    /// <summary>Section Limits: the device listeners' connection cap, below the descriptor limit.</summary>
+    public Connections.ConnectionLimitSettings ConnectionLimits { get; init; } = new(0, Connections.ConnectionLimitSettings.DefaultReservedDescriptors);
+
     /// <summary>The MQTT over secure WebSockets listener (section WebSockets).</summary>
     public WebSocketSettings WebSockets { get; init; } = new(false, IPAddress.Loopback, 0, "/mqtt", "mqtt");
 
@@ -178,6 +181,7 @@ public sealed class BrokerSettings
 
         var proxyProtocol = ReadBool(configuration, MqttProxyProtocolKey, false, errors);
         var webSockets = WebSocketSettings.Load(configuration, address, port, http?.Port, errors);
+        var connectionLimits = Connections.ConnectionLimitSettings.Load(configuration, errors);
 
         var dataDirectory = Path.GetFullPath(string.IsNullOrWhiteSpace(configuration[DataDirectoryKey]) ? "data" : configuration[DataDirectoryKey]!.Trim());
         if (File.Exists(dataDirectory))
@@ -234,6 +238,7 @@ public sealed class BrokerSettings
             Http = http,
             ProxyProtocol = proxyProtocol,
             WebSockets = webSockets,
+            ConnectionLimits = connectionLimits,
             DataDirectory = dataDirectory,
             PolicyDirectory = policyDirectory,
             NormalizedValues = normalized,

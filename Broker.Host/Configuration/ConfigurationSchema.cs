@@ -39,6 +39,7 @@ internal static class ConfigurationSchema
             "Protocols", "MaxConcurrentHandshakes", "HandshakeQueueTimeout"),
         ["Http"] = Keys(null, "Url", "AllowedHosts"),
         [WebSocketSettings.Section] = Keys(null, "Enabled", "Address", "Port", "Path", "SubProtocol"),
+        [Connections.ConnectionLimitSettings.Section] = Keys(null, "MaxConnections", "ReservedDescriptors"),
         [PolicyOptions.SectionName] = Keys(typeof(PolicyOptions)),
         [MetricsOptions.SectionName] = Keys(typeof(MetricsOptions)),
         ["Admin"] = Keys(null, AdminOptions.RequireClientCertificateKey.Split(':')[1]),

@@ -35,6 +35,8 @@ internal static class MqttWebSocketListener
             bound?.Invoke(listen);
             // No ALPN is offered by the certificate handshake callback; WebSockets over HTTP/2 (RFC 8441) is not needed.
             listen.Protocols = HttpProtocols.Http1;
+            // The same cap as the MQTT over TLS listener, first (see ConnectionCap).
+            listen.Use(listen.ApplicationServices.GetRequiredService<Connections.ConnectionCap>().Use);
             listen.Use(next => context =>
             {
                 context.Features.Set(MqttWebSocketListenerFeature.Instance);

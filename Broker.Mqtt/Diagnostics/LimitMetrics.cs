@@ -19,6 +19,9 @@ public static class LimitMetrics
         public const string Connections = "connections";
         public const string HandshakesQueued = "tls_handshakes_queued";
         public const string HandshakeQueueTimeout = "tls_handshake_queue_timeout";
+
+        /// <summary>A connection closed at accept by the device listeners' cap (Limits:MaxConnections).</summary>
+        public const string ListenerConnections = "listener_connections";
     }
 
     /// <summary>Meter of the limits. Static because limits are hit from several components (engine, TLS
@@ -34,6 +37,7 @@ public static class LimitMetrics
     {
         Limits.SubscriptionsPerClient, Limits.RetainedMessages, Limits.RetainedBytes, Limits.RetainedMessagesPerClient,
         Limits.RetainedBytesPerClient, Limits.Connections, Limits.HandshakesQueued, Limits.HandshakeQueueTimeout,
+        Limits.ListenerConnections,
     }.ToDictionary(static l => l, static l => new KeyValuePair<string, object?>("limit", l), StringComparer.Ordinal);
 
     /// <summary>Creates every series at 0 so that rate() and alerts see the first hit.</summary>

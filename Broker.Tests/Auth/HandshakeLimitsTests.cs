@@ -125,8 +125,10 @@ public sealed class HandshakeLimitsTests : IAsyncLifetime
         await using var broker = await StartAsync(("Tls:MaxConcurrentHandshakes", "2"));
         var devices = Enumerable.Range(0, 4).Select(i => _pki.IssueLeaf("storm-" + i)).ToArray();
 
+        // Distinct client ids: with one shared id, a CONNECT could take over a client before its CONNACK was read.
         var results = await Task.WhenAll(Enumerable.Range(0, 24).Select(i =>
-            TlsTestClient.ConnectAsync(broker.MqttPort, _pki.Root, devices[i % devices.Length], [_pki.Intermediate])));
+            TlsTestClient.ConnectAsync(broker.MqttPort, _pki.Root, devices[i % devices.Length], [_pki.Intermediate],
+                connect: TlsTestClient.Connect311For($"storm-client-{i}"))));
 
         results.Select(r => r.Outcome).Should().AllBeEquivalentTo(TlsClientOutcome.ConnAck);
     }

@@ -41,17 +41,29 @@ public sealed class BrokerHostProcess : IDisposable
     }
 
     /// <summary>Starts the host without waiting (for start-ups that are expected to fail).</summary>
-    public static BrokerHostProcess Launch(string dataDirectory, int port, string policyDirectory, params string[] extra)
+    public static BrokerHostProcess Launch(string dataDirectory, int port, string policyDirectory, params string[] extra) =>
+        LaunchUnder([], dataDirectory, port, policyDirectory, extra);
+
+    /// <summary>Starts the host under a wrapper command, e.g. <c>["prlimit", "--nofile=600:600"]</c>, and waits as
+    /// <see cref="StartAsync"/> does.</summary>
+    public static async Task<BrokerHostProcess> StartUnderAsync(string[] wrapper, string dataDirectory, int port, string policyDirectory, params string[] extra)
+    {
+        var broker = LaunchUnder(wrapper, dataDirectory, port, policyDirectory, extra);
+        await broker.WaitForLineAsync(l => l.Contains("[6000]", StringComparison.Ordinal), s_startTimeout);
+        return broker;
+    }
+
+    private static BrokerHostProcess LaunchUnder(string[] wrapper, string dataDirectory, int port, string policyDirectory, string[] extra)
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "omnibroker.dll");
-        var start = new ProcessStartInfo("dotnet")
+        var start = new ProcessStartInfo(wrapper.Length > 0 ? wrapper[0] : "dotnet")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
             WorkingDirectory = dataDirectory,
         };
-        foreach (var arg in (string[])[dll, "--data-dir", dataDirectory, "--port", port.ToString(CultureInfo.InvariantCulture),
+        foreach (var arg in (string[])[.. wrapper.Skip(1), .. wrapper.Length > 0 ? ["dotnet"] : Array.Empty<string>(), dll, "--data-dir", dataDirectory, "--port", port.ToString(CultureInfo.InvariantCulture),
                      "--Mqtt:Address=127.0.0.1", "--Http:Url=http://127.0.0.1:0", "--WebSockets:Enabled=false", "--policy-dir", policyDirectory, .. extra])
         {
             start.ArgumentList.Add(arg);

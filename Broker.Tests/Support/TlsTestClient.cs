@@ -66,9 +66,16 @@ public static class TlsTestClient
         return ssl;
     }
 
-    /// <summary>Handshake, send CONNECT, read the answer (bounded: 10 s).</summary>
+    /// <summary>MQTT 3.1.1 CONNECT as <see cref="Connect311"/> with another client id (ASCII, up to 100 characters).</summary>
+    public static byte[] Connect311For(string clientId)
+    {
+        byte[] header = [0x00, 0x04, (byte)'M', (byte)'Q', (byte)'T', (byte)'T', 0x04, 0x02, 0x00, 0x1E, 0x00, (byte)clientId.Length];
+        return [0x10, (byte)(header.Length + clientId.Length), .. header, .. System.Text.Encoding.ASCII.GetBytes(clientId)];
+    }
+
+    /// <summary>Handshake, send CONNECT (default <see cref="Connect311"/>), read the answer (bounded: 10 s).</summary>
     public static async Task<TlsClientResult> ConnectAsync(int port, X509Certificate2 trustedRoot, X509Certificate2? clientCertificate,
-        IEnumerable<X509Certificate2>? clientChain = null, SslProtocols protocols = SslProtocols.Tls12 | SslProtocols.Tls13)
+        IEnumerable<X509Certificate2>? clientChain = null, SslProtocols protocols = SslProtocols.Tls12 | SslProtocols.Tls13, byte[]? connect = null)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         SslStream ssl;
@@ -86,7 +93,7 @@ public static class TlsTestClient
             var protocol = ssl.SslProtocol;
             try
             {
-                await ssl.WriteAsync(Connect311, timeout.Token);
+                await ssl.WriteAsync(connect ?? Connect311, timeout.Token);
                 await ssl.FlushAsync(timeout.Token);
                 var buffer = new byte[4];
                 var read = 0;
