@@ -118,6 +118,12 @@ internal sealed class MqttConnection
                 var readAheadBlocked = false;
                 long offset = 0;
                 long consumedOffset = 0;
+                if (_hold is not null && _readAhead > 0)
+                {
+                    // Still held: what was read ahead before is not parsed again, only what arrived since.
+                    buffer = buffer.Slice(_readAhead);
+                    offset = _readAhead;
+                }
                 try
                 {
                     while (!_closeRequested)
