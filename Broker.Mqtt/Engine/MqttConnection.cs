@@ -103,7 +103,10 @@ internal sealed class MqttConnection
         {
             while (!_closeRequested)
             {
-                var result = await ReadOrRoomAsync(input).ConfigureAwait(false);
+                var read = input.ReadAsync();
+                var result = _hold is null || read.IsCompleted
+                    ? await read.ConfigureAwait(false)
+                    : await ReadOrRoomAsync(input, read, _hold).ConfigureAwait(false);
                 if (_hold is { IsCompleted: true })
                 {
                     await _hold.ConfigureAwait(false);
@@ -565,13 +568,8 @@ internal sealed class MqttConnection
     }
 
     /// <summary>The next input; while held back, also returns (cancelled, with the unread input) once there is room.</summary>
-    private async ValueTask<ReadResult> ReadOrRoomAsync(PipeReader input)
+    private static async Task<ReadResult> ReadOrRoomAsync(PipeReader input, ValueTask<ReadResult> read, Task hold)
     {
-        var read = input.ReadAsync();
-        if (_hold is not { } hold || read.IsCompleted)
-        {
-            return await read.ConfigureAwait(false);
-        }
         var reading = read.AsTask();
         if (await Task.WhenAny(reading, hold).ConfigureAwait(false) == hold && !reading.IsCompleted)
         {
