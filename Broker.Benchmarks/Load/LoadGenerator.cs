@@ -58,7 +58,7 @@ internal static class LoadGenerator
         // OMNIBROKER_BENCH_MOSQUITTO: extra mosquitto.conf lines separated by ';' (e.g. "max_queued_messages 0").
         var mosquittoLines = (Environment.GetEnvironmentVariable("OMNIBROKER_BENCH_MOSQUITTO") ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         using var broker = BrokerFixture.Start(target, mosquittoLines: mosquittoLines, devices: fanIn ? s_fanInDevices : null);
-        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(10));
         var qos = scenario is "b" or "d1" ? (byte)1 : (byte)0;
         var publisherCount = fanIn ? FanInPublishers : 1;
         var paced = scenario == "e";
