@@ -20,7 +20,7 @@ namespace OmniBroker.Tests.Cluster;
 [Collection(ClusterFixture.Collection)]
 public sealed class ClusterEndToEndTests(ClusterFixture cluster, ITestOutputHelper output) : IClassFixture<ClusterFixture>
 {
-        [Fact]
+    [Fact]
     public async Task Publish_SubscriberOnOtherNode_DeliveredOnceAndNothingUnsubscribed()
     {
         await using var subscriber = await cluster.ConnectAsync(cluster.A, "route-sub-a");
