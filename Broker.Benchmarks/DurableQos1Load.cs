@@ -16,7 +16,10 @@ namespace OmniBroker.Benchmarks;
 /// <c>persistence true</c>, each as its own process, in one run. The subscriber connects with Clean Session 0 (so its
 /// queue is persistent in both brokers) and acknowledges every message; the publisher keeps <c>window</c> PUBLISH
 /// unacknowledged. Rate = messages / (first PUBLISH .. last delivery); lost = PUBACKed but never delivered.
-///   dotnet run -c Release --project Broker.Benchmarks -- durable-qos1 [messages] [window] [rounds]
+///   dotnet run -c Release --project Broker.Benchmarks -- durable-qos1 [messages] [window] [rounds] [warm-up messages]
+/// With warm-up messages, each broker first carries that many messages through the same two clients (not measured): a
+/// broker that has run for a while has its hot paths compiled by the tiered JIT, a freshly started .NET process has not,
+/// and a 20,000-message run lasts about a second. <c>OMNIBROKER_BENCH_DURABLE_CASES=0,1</c> runs only those cases.
 /// </summary>
 internal static class DurableQos1Load
 {
@@ -29,7 +32,8 @@ internal static class DurableQos1Load
         // The machine is shared and noisy: every case runs once per round, rounds interleaved, and each omnibroker rate
         // is compared with Mosquitto's rate of the same round; the median of those ratios is the figure to quote.
         var rounds = args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 3;
-        Console.WriteLine($"QoS 1 1->1, {messages} messages of 64 bytes, publisher window {window}, persistent subscriber, {rounds} interleaved rounds");
+        var warmUp = args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 0;
+        Console.WriteLine($"QoS 1 1->1, {messages} messages of 64 bytes, publisher window {window}, persistent subscriber, {rounds} interleaved rounds, {warmUp} warm-up messages per broker");
         (string Name, BrokerTarget Target, string[] Omni, string[] Mosquitto)[] cases =
         [
             ("Mosquitto 2, persistence true", BrokerTarget.Mosquitto, [], ["persistence true", "max_inflight_messages 32", "max_queued_messages 1000000"]),
@@ -38,10 +42,14 @@ internal static class DurableQos1Load
             ("omnibroker, Storage:Durability=relaxed", BrokerTarget.OmniBrokerNoRevocation, ["--Storage:Durability=relaxed"], []),
             ("omnibroker, Storage:Mode=memory", BrokerTarget.OmniBrokerNoRevocation, ["--Storage:Mode=memory"], []),
         ];
-        if (!BrokerProcess.MosquittoInstalled)
+        if (Environment.GetEnvironmentVariable("OMNIBROKER_BENCH_DURABLE_CASES") is { Length: > 0 } selected)
         {
-            Console.WriteLine("Mosquitto is not installed: no side-by-side figure (apt-get install mosquitto)");
-            cases = cases[1..];
+            cases = [.. selected.Split(',').Select(i => cases[int.Parse(i, CultureInfo.InvariantCulture)])];
+        }
+        if (!BrokerProcess.MosquittoInstalled || cases[0].Target != BrokerTarget.Mosquitto)
+        {
+            Console.WriteLine("Mosquitto is not installed or not selected: no side-by-side figure (apt-get install mosquitto)");
+            cases = [.. cases.Where(c => c.Target != BrokerTarget.Mosquitto)];
         }
         var rates = new double[cases.Length, rounds];
         var lost = new int[cases.Length];
@@ -53,6 +61,11 @@ internal static class DurableQos1Load
                 var (name, target, omni, mosquitto) = cases[c];
                 var mosquittoData = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "omnibroker-bench-mosquitto-" + Guid.NewGuid().ToString("N")[..8])).FullName;
                 using var broker = BrokerFixture.Start(target, omni, [.. mosquitto, "persistence_location " + mosquittoData + "/"]);
+                if (warmUp > 0)
+                {
+                    var warm = await MeasureAsync(broker, warmUp, window);
+                    lost[c] += warm.Acked - Math.Min(warm.Acked, warm.Delivered);
+                }
                 var result = await MeasureAsync(broker, messages, window);
                 rates[c, round] = result.Rate;
                 acked[c] += result.Acked;
@@ -62,7 +75,7 @@ internal static class DurableQos1Load
             }
         }
 
-        var mosquittoCase = BrokerProcess.MosquittoInstalled ? 0 : -1;
+        var mosquittoCase = cases.Length > 0 && cases[0].Target == BrokerTarget.Mosquitto ? 0 : -1;
         Console.WriteLine("| broker | msg/s per round | median msg/s | median ratio to Mosquitto (same round) | PUBACKed | lost |");
         Console.WriteLine("|---|---|---:|---:|---:|---:|");
         for (var c = 0; c < cases.Length; c++)
