@@ -19,6 +19,10 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
 {
     [ThreadStatic]
     private static List<string>? t_targets;
+    [ThreadStatic]
+    private static List<(SharedGroupKey, string)>? t_remoteGroups;
+    [ThreadStatic]
+    private static Dictionary<string, List<SharedGroupKey>>? t_assigned;
 
     private readonly ClusterOptions _options;
     private readonly MqttBroker _broker;
@@ -36,6 +40,7 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
     private Task _running = Task.CompletedTask;
     private int _connectedOnce;
     private readonly ClusterMetrics _metrics;
+    private readonly SharedGroupRouting _sharedGroups = new();
 
     public ClusterNode(ClusterOptions options, MqttBroker broker, ILoggerFactory loggerFactory, TimeProvider? time = null,
         IMeterFactory? meterFactory = null)
@@ -189,7 +194,7 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
 
     // ------------------------------------------------------------------ IClusterLink (engine threads: never block)
 
-    int IClusterLink.Forward(StoredMessage message, bool retainedChanged, out Task<bool>? durable)
+    int IClusterLink.Forward(StoredMessage message, bool retainedChanged, List<SharedGroupKey> localGroups, out Task<bool>? durable)
     {
         durable = null;
         if (retainedChanged)
@@ -197,19 +202,36 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
             _retained.Changed(message);
         }
         var targets = t_targets ??= [];
+        var remoteGroups = t_remoteGroups ??= [];
+        var assigned = t_assigned ??= new Dictionary<string, List<SharedGroupKey>>(StringComparer.Ordinal);
         targets.Clear();
-        _interest.Match(message.Topic, _liveness.IsAlive, targets);
+        remoteGroups.Clear();
+        assigned.Clear();
+        _interest.Match(message.Topic, _liveness.IsAlive, targets, remoteGroups);
+        _sharedGroups.Choose(remoteGroups, localGroups, assigned);
+        foreach (var node in assigned.Keys)
+        {
+            if (!targets.Contains(node))
+            {
+                targets.Add(node);
+            }
+        }
         if (targets.Count == 0)
         {
             return 0;
         }
-        durable = _forwarder.Enqueue(MessageCodec.Encode(message), [.. targets], confirm: message.Qos > 0);
+        var shares = new string[targets.Count];
+        for (var i = 0; i < shares.Length; i++)
+        {
+            shares[i] = SharedGroupRouting.Encode(assigned.GetValueOrDefault(targets[i]));
+        }
+        durable = _forwarder.Enqueue(MessageCodec.Encode(message), [.. targets], shares, confirm: message.Qos > 0);
         return targets.Count;
     }
 
-    void IClusterLink.FilterAdded(string topicFilter) => _interest.Changed(topicFilter, added: true);
+    void IClusterLink.FilterAdded(string topicFilter, string? shareGroup) => _interest.Changed(topicFilter, shareGroup, added: true);
 
-    void IClusterLink.FilterRemoved(string topicFilter) => _interest.Changed(topicFilter, added: false);
+    void IClusterLink.FilterRemoved(string topicFilter, string? shareGroup) => _interest.Changed(topicFilter, shareGroup, added: false);
 
     IDisposable IClusterLink.ClientAttached(string clientId, Action takenOver) => _ownership.Attach(clientId, takenOver);
 

@@ -32,12 +32,13 @@ internal sealed class Forwarder(string nodeId, TimeSpan timeout, ILogger logger,
 
     public long Failed => Interlocked.Read(ref _failed);
 
-    /// <summary>Queues <paramref name="data"/> for <paramref name="targets"/>; the task (only when
+    /// <summary>Queues <paramref name="data"/> for <paramref name="targets"/>, with each target's share groups
+    /// (<paramref name="shares"/>, the <see cref="SharedGroupRouting.Header"/> values); the task (only when
     /// <paramref name="confirm"/>) completes with whether every target stored it.</summary>
-    public Task<bool>? Enqueue(byte[] data, string[] targets, bool confirm)
+    public Task<bool>? Enqueue(byte[] data, string[] targets, string[] shares, bool confirm)
     {
         var id = _idPrefix + Interlocked.Increment(ref _messageSequence).ToString(CultureInfo.InvariantCulture);
-        var pending = new Pending(id, data, targets, confirm ? new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously) : null,
+        var pending = new Pending(id, data, targets, shares, confirm ? new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously) : null,
             time.GetTimestamp());
         if (!_queue.Writer.TryWrite((pending, null)))
         {
@@ -55,10 +56,10 @@ internal sealed class Forwarder(string nodeId, TimeSpan timeout, ILogger logger,
         {
             await foreach (var (pending, only) in _queue.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
             {
-                // Deduplication by JetStream (its duplicate window) should an answer be lost and the message sent again.
-                var headers = new NatsHeaders { ["Nats-Msg-Id"] = pending.Id };
                 foreach (var target in only is null ? pending.Targets : [only])
                 {
+                    // Deduplication by JetStream (its duplicate window) should an answer be lost and the message sent again.
+                    var headers = new NatsHeaders { ["Nats-Msg-Id"] = pending.Id, [SharedGroupRouting.Header] = pending.SharesFor(target) };
                     var sequence = Interlocked.Increment(ref _sequence);
                     _awaiting[sequence] = (pending, target);
                     var reply = _replyPrefix + "." + sequence.ToString(CultureInfo.InvariantCulture);
@@ -136,7 +137,7 @@ internal sealed class Forwarder(string nodeId, TimeSpan timeout, ILogger logger,
         }
     }
 
-    private sealed class Pending(string id, byte[] data, string[] targets, TaskCompletionSource<bool>? done, long queued)
+    private sealed class Pending(string id, byte[] data, string[] targets, string[] shares, TaskCompletionSource<bool>? done, long queued)
     {
         private int _remaining = targets.Length;
 
@@ -145,6 +146,8 @@ internal sealed class Forwarder(string nodeId, TimeSpan timeout, ILogger logger,
         public string[] Targets { get; } = targets;
         public TaskCompletionSource<bool>? Done { get; } = done;
         public long Queued { get; } = queued;
+
+        public string SharesFor(string target) => shares[Array.IndexOf(Targets, target)];
 
         public void Answer(bool stored)
         {

@@ -99,10 +99,12 @@ internal sealed class InboxConsumer(ClusterOptions options, MqttBroker broker, I
                 Volatile.Write(ref _idle, 0);
                 var message = messages.Current;
                 Interlocked.Exchange(ref _lastReceivedTicks, Environment.TickCount64);
-                if (message.Data is { } data && MessageCodec.TryDecode(data, out var stored))
+                string? share = message.Headers is { } headers && headers.TryGetValue(SharedGroupRouting.Header, out var values) ? values.ToString() : null;
+                if (message.Data is { } data && MessageCodec.TryDecode(data, out var stored)
+                    && SharedGroupRouting.TryDecode(share, out var groups))
                 {
                     // Waits while a local subscriber's queue is full: the inbox (durable) holds the rest meanwhile.
-                    await broker.DeliverFromClusterAsync(stored!, token).ConfigureAwait(false);
+                    await broker.DeliverFromClusterAsync(stored!, groups, token).ConfigureAwait(false);
                     Interlocked.Increment(ref _received);
                 }
                 else

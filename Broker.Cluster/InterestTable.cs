@@ -2,6 +2,7 @@ using System.Text;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using NATS.Client.KeyValueStore;
+using OmniBroker.Mqtt.Abstractions;
 using OmniBroker.Mqtt.Codec;
 
 namespace OmniBroker.Cluster;
@@ -10,20 +11,23 @@ namespace OmniBroker.Cluster;
 /// Which node wants which topics. Locally: a count per topic filter of the subscriptions in this node's index; a
 /// filter's first subscription puts <c>{node}.{hash}</c> into the interest bucket, its last one deletes it (in order,
 /// by one writer). Remotely: a watch of the whole bucket keeps, per node, an immutable array of its filters, which the
-/// publishing threads read without locks to choose the nodes a message is forwarded to.
+/// publishing threads read without locks to choose the nodes a message is forwarded to. A share group's subscriptions
+/// count apart from plain ones on the same filter: their value is <c>\0{group}\0{filter}</c> (no topic filter holds
+/// U+0000 [MQTT-4.7.3-2], so a node that does not know groups reads a filter that matches nothing).
 /// </summary>
 internal sealed class InterestTable(string nodeId, ILogger logger)
 {
     private readonly Dictionary<string, int> _local = new(StringComparer.Ordinal);
     private readonly Channel<(string Filter, bool Added)> _changes = Channel.CreateUnbounded<(string, bool)>(new UnboundedChannelOptions { SingleReader = true });
     // Written by the watch task only; readers take the reference.
-    private volatile Dictionary<string, string[]> _remote = new(StringComparer.Ordinal);
+    private volatile Dictionary<string, NodeInterest> _remote = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Dictionary<string, string>> _byNode = new(StringComparer.Ordinal);
 
     /// <summary>Called under the subscription index lock: counts, and queues the bucket write when the count
     /// leaves or reaches zero.</summary>
-    public void Changed(string filter, bool added)
+    public void Changed(string topicFilter, string? shareGroup, bool added)
     {
+        var filter = shareGroup is null ? topicFilter : "\0" + shareGroup + "\0" + topicFilter;
         lock (_local)
         {
             _local.TryGetValue(filter, out var count);
@@ -43,21 +47,30 @@ internal sealed class InterestTable(string nodeId, ILogger logger)
         }
     }
 
-    /// <summary>Adds the nodes (other than this one, and alive) with a filter matching <paramref name="topic"/>.</summary>
-    public void Match(string topic, Func<string, bool> isAlive, List<string> targets)
+    /// <summary>Adds the nodes (other than this one, and alive) with a plain filter matching <paramref name="topic"/> to
+    /// <paramref name="targets"/>, and each (group, node) with a member of a share group whose filter matches to
+    /// <paramref name="groups"/>.</summary>
+    public void Match(string topic, Func<string, bool> isAlive, List<string> targets, List<(SharedGroupKey Group, string Node)> groups)
     {
-        foreach (var (node, filters) in _remote)
+        foreach (var (node, interest) in _remote)
         {
             if (!isAlive(node))
             {
                 continue;
             }
-            foreach (var filter in filters)
+            foreach (var filter in interest.Filters)
             {
                 if (MqttTopic.Matches(filter, topic))
                 {
                     targets.Add(node);
                     break;
+                }
+            }
+            foreach (var group in interest.Groups)
+            {
+                if (MqttTopic.Matches(group.TopicFilter, topic))
+                {
+                    groups.Add((group, node));
                 }
             }
         }
@@ -143,14 +156,35 @@ internal sealed class InterestTable(string nodeId, ILogger logger)
 
     private void Publish()
     {
-        var snapshot = new Dictionary<string, string[]>(StringComparer.Ordinal);
-        foreach (var (node, filters) in _byNode)
+        var snapshot = new Dictionary<string, NodeInterest>(StringComparer.Ordinal);
+        foreach (var (node, values) in _byNode)
         {
-            if (filters.Count > 0)
+            if (values.Count == 0)
             {
-                snapshot[node] = [.. filters.Values];
+                continue;
             }
+            var filters = new List<string>();
+            var groups = new List<SharedGroupKey>();
+            foreach (var value in values.Values)
+            {
+                if (value.StartsWith('\0'))
+                {
+                    var separator = value.IndexOf('\0', 1);
+                    if (separator > 1)
+                    {
+                        groups.Add(new SharedGroupKey(value[1..separator], value[(separator + 1)..]));
+                    }
+                }
+                else
+                {
+                    filters.Add(value);
+                }
+            }
+            snapshot[node] = new NodeInterest([.. filters], [.. groups]);
         }
         _remote = snapshot;
     }
+
+    /// <summary>One node's plain filters and share groups, immutable.</summary>
+    private sealed record NodeInterest(string[] Filters, SharedGroupKey[] Groups);
 }

@@ -15,14 +15,21 @@ public interface IClusterLink
     /// forwarded to; <paramref name="durable"/> completes with true once every one of them holds it durably (false: it
     /// could not be handed over; the publisher must not be acknowledged), null when nothing is to be waited for.
     /// </summary>
-    int Forward(StoredMessage message, bool retainedChanged, out Task<bool>? durable);
+    /// <remarks>
+    /// Share groups (5.0 §4.8.2) are cluster-wide: one member of a group gets each message, whichever nodes its members
+    /// are on. <paramref name="localGroups"/> holds the groups with members on this node that match the message; the
+    /// link chooses, per group with members anywhere, the one node that serves this message, forwards it to the chosen
+    /// other nodes for those groups, and leaves in <paramref name="localGroups"/> only the groups this node serves.
+    /// </remarks>
+    int Forward(StoredMessage message, bool retainedChanged, List<SharedGroupKey> localGroups, out Task<bool>? durable);
 
-    /// <summary>A subscription with this topic filter (the filter of a shared subscription, without its group) entered
-    /// the local index; called once per subscription, under the index lock, in order with <see cref="FilterRemoved"/>.</summary>
-    void FilterAdded(string topicFilter);
+    /// <summary>A subscription with this topic filter entered the local index (<paramref name="shareGroup"/>: the group of
+    /// a shared subscription, whose filter is given without its <c>$share/{group}/</c> prefix; null otherwise); called
+    /// once per subscription, under the index lock, in order with <see cref="FilterRemoved"/>.</summary>
+    void FilterAdded(string topicFilter, string? shareGroup);
 
-    /// <summary>A subscription with this topic filter left the local index.</summary>
-    void FilterRemoved(string topicFilter);
+    /// <summary>A subscription with this topic filter (and share group) left the local index.</summary>
+    void FilterRemoved(string topicFilter, string? shareGroup);
 
     /// <summary>A client connected with a will (allowed by its grants): if this node dies, another publishes it.
     /// Disposing the result withdraws it (the connection closed and the engine took care of the will itself).</summary>
@@ -33,3 +40,7 @@ public interface IClusterLink
     /// 0x8E, as a takeover on one node). Disposing the result ends the claim's watch (the connection closed).</summary>
     IDisposable ClientAttached(string clientId, Action takenOver);
 }
+
+/// <summary>A share group on a topic filter (<c>$share/{Group}/{TopicFilter}</c>): the unit that receives each message
+/// once, cluster-wide.</summary>
+public readonly record struct SharedGroupKey(string Group, string TopicFilter);

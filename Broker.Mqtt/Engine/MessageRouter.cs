@@ -18,6 +18,8 @@ internal sealed class MessageRouter
 
     [ThreadStatic]
     private static List<SharedGroup>? t_groups;
+    [ThreadStatic]
+    private static List<SharedGroupKey>? t_groupKeys;
 
     private readonly SubscriptionIndex _subscriptions = new();
     private readonly RetainedMessageStore _retained = new();
@@ -108,15 +110,28 @@ internal sealed class MessageRouter
                 retainRefused = true;
                 _limits.RetainRefused(exceeded, publisherClientId, topic, message.Payload.Length);
             }
-            var delivered = Deliver(message, matches, groups, context, ref commitPosition);
+            var delivered = 0;
             if (cluster is not null)
             {
-                delivered += cluster.Forward(message.ToStored(), store && !retainRefused, out var durable);
+                // The link decides first which node serves each share group (cluster-wide: one member per message).
+                var keys = t_groupKeys ??= new List<SharedGroupKey>();
+                keys.Clear();
+                foreach (var group in groups)
+                {
+                    keys.Add(new SharedGroupKey(group.Name, group.TopicFilter));
+                }
+                delivered += cluster.Forward(message.ToStored(), store && !retainRefused, keys, out var durable);
+                if (keys.Count != groups.Count)
+                {
+                    groups.RemoveAll(g => !keys.Contains(new SharedGroupKey(g.Name, g.TopicFilter)));
+                }
+                keys.Clear();
                 if (context is not null)
                 {
                     context.Remote = durable;
                 }
             }
+            delivered += Deliver(message, matches, groups, context, ref commitPosition);
             return delivered;
         }
         finally
@@ -151,8 +166,10 @@ internal sealed class MessageRouter
 
     /// <summary>A message forwarded by another node of the cluster: delivered to the matching local sessions only (its
     /// retained state arrives separately, through <see cref="ApplyClusterRetained"/>). Returns the number of recipients;
-    /// sessions whose queue it filled are added to <paramref name="context"/>.</summary>
-    public int DeliverFromCluster(StoredMessage stored, DeliveryContext? context)
+    /// sessions whose queue it filled are added to <paramref name="context"/>. <paramref name="sharedGroups"/>: the share
+    /// groups the sending node chose this node to serve for this message (null: every matching group, as sent by a node
+    /// that does not choose).</summary>
+    public int DeliverFromCluster(StoredMessage stored, IReadOnlySet<SharedGroupKey>? sharedGroups, DeliveryContext? context)
     {
         Interlocked.Increment(ref _messagesReceived);
         var matches = t_matches ??= new List<Subscription>();
@@ -160,6 +177,10 @@ internal sealed class MessageRouter
         try
         {
             _subscriptions.Match(stored.Topic, matches, groups);
+            if (sharedGroups is not null && groups.Count > 0)
+            {
+                groups.RemoveAll(g => !sharedGroups.Contains(new SharedGroupKey(g.Name, g.TopicFilter)));
+            }
             if (matches.Count == 0 && groups.Count == 0)
             {
                 return 0;

@@ -111,11 +111,17 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
     /// Completes, like a local publisher's acknowledgement, once every subscriber whose queue it filled has room again
     /// (or, full for the slow-subscriber timeout, is handled as slow): the caller reads its inbox no faster than the
     /// subscribers take. Returns the number of local recipients.</summary>
-    public async ValueTask<int> DeliverFromClusterAsync(StoredMessage message, CancellationToken cancellationToken = default)
+    public ValueTask<int> DeliverFromClusterAsync(StoredMessage message, CancellationToken cancellationToken = default) =>
+        DeliverFromClusterAsync(message, sharedGroups: null, cancellationToken);
+
+    /// <summary>As <see cref="DeliverFromClusterAsync(StoredMessage, CancellationToken)"/>; of the matching share groups
+    /// only <paramref name="sharedGroups"/> receive it (the sending node chose this node for them; null: all).</summary>
+    public async ValueTask<int> DeliverFromClusterAsync(StoredMessage message, IReadOnlySet<SharedGroupKey>? sharedGroups,
+        CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(message);
         var context = new DeliveryContext(publisher: null);
-        var delivered = _router.DeliverFromCluster(message, context);
+        var delivered = _router.DeliverFromCluster(message, sharedGroups, context);
         foreach (var session in context.Held)
         {
             while (!cancellationToken.IsCancellationRequested)

@@ -63,7 +63,7 @@ internal sealed class SubscriptionIndex : IDisposable
             if (replaced is null)
             {
                 _count++;
-                Observer?.FilterAdded(subscription.TopicFilter);
+                Observer?.FilterAdded(subscription.TopicFilter, subscription.ShareGroup);
             }
             return replaced;
         }
@@ -120,7 +120,7 @@ internal sealed class SubscriptionIndex : IDisposable
             if (removed)
             {
                 _count--;
-                Observer?.FilterRemoved(subscription.TopicFilter);
+                Observer?.FilterRemoved(subscription.TopicFilter, subscription.ShareGroup);
                 Prune(node);
             }
             return removed;

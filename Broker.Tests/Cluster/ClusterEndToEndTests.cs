@@ -18,7 +18,7 @@ namespace OmniBroker.Tests.Cluster;
 /// Success rather than 0x10 No matching subscribers), which is how the tests wait for routes to spread.
 /// </summary>
 [Collection(ClusterFixture.Collection)]
-public sealed class ClusterEndToEndTests(ClusterFixture cluster, ITestOutputHelper output) : IClassFixture<ClusterFixture>
+public sealed partial class ClusterEndToEndTests(ClusterFixture cluster, ITestOutputHelper output) : IClassFixture<ClusterFixture>
 {
     [Fact]
     public async Task Publish_SubscriberOnOtherNode_DeliveredOnceAndNothingUnsubscribed()
