@@ -168,9 +168,10 @@ internal sealed class MessageRouter
     /// retained state arrives separately, through <see cref="ApplyClusterRetained"/>). Returns the number of recipients;
     /// sessions whose queue it filled are added to <paramref name="context"/>. <paramref name="sharedGroups"/>: the share
     /// groups the sending node chose this node to serve for this message (null: every matching group, as sent by a node
-    /// that does not choose).</summary>
-    public int DeliverFromCluster(StoredMessage stored, IReadOnlySet<SharedGroupKey>? sharedGroups, DeliveryContext? context)
+    /// that does not choose). <paramref name="position"/>: the store position of the queued copies (0: none).</summary>
+    public int DeliverFromCluster(StoredMessage stored, IReadOnlySet<SharedGroupKey>? sharedGroups, DeliveryContext? context, out long position)
     {
+        position = 0;
         Interlocked.Increment(ref _messagesReceived);
         var matches = t_matches ??= new List<Subscription>();
         var groups = t_groups ??= new List<SharedGroup>();
@@ -185,7 +186,6 @@ internal sealed class MessageRouter
             {
                 return 0;
             }
-            long position = 0;
             return Deliver(MqttApplicationMessage.FromStored(stored), matches, groups, context, ref position);
         }
         finally

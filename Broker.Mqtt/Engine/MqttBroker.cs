@@ -110,7 +110,9 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
     /// <summary>Delivers a message forwarded by another node to the matching local sessions (never forwarded again).
     /// Completes, like a local publisher's acknowledgement, once every subscriber whose queue it filled has room again
     /// (or, full for the slow-subscriber timeout, is handled as slow): the caller reads its inbox no faster than the
-    /// subscribers take. Returns the number of local recipients.</summary>
+    /// subscribers take, and (strict durability) once the persistent sessions' copies are committed: the caller
+    /// acknowledges its inbox after that, so a crash in between has the inbox deliver it again rather than lose it.
+    /// Returns the number of local recipients.</summary>
     public ValueTask<int> DeliverFromClusterAsync(StoredMessage message, CancellationToken cancellationToken = default) =>
         DeliverFromClusterAsync(message, sharedGroups: null, cancellationToken);
 
@@ -121,7 +123,7 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
     {
         ArgumentNullException.ThrowIfNull(message);
         var context = new DeliveryContext(publisher: null);
-        var delivered = _router.DeliverFromCluster(message, sharedGroups, context);
+        var delivered = _router.DeliverFromCluster(message, sharedGroups, context, out var position);
         foreach (var session in context.Held)
         {
             while (!cancellationToken.IsCancellationRequested)
@@ -146,6 +148,8 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
                 DeclareSlow(session);
             }
         }
+        // A full disk does not hold the inbox back: the store keeps the change and retries it (logged there).
+        await WaitForUnsentRowsAsync(position).ConfigureAwait(false);
         return delivered;
     }
 
