@@ -37,4 +37,7 @@ internal static partial class ClusterLog
 
     [LoggerMessage(EventId = 7010, Level = LogLevel.Information, Message = "cluster: client {ClientId} connected on another node with a later claim: its connection here is taken over (0x8E)")]
     public static partial void ClientTakenOver(this ILogger logger, string clientId);
+
+    [LoggerMessage(EventId = 7020, Level = LogLevel.Warning, Message = "cluster: the session of client {ClientId} was taken over by {Owner}: this node writes nothing more to it (fenced)")]
+    public static partial void ReplicaFenced(this ILogger logger, string clientId, string owner);
 }

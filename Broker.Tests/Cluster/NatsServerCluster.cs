@@ -63,9 +63,11 @@ public sealed class NatsServerCluster : IDisposable
                 RedirectStandardError = true,
                 UseShellExecute = false,
             };
+            // One server runs standalone (a cluster of one never establishes its routes).
+            string[] clustering = count == 1 ? [] : ["--cluster_name", "omni", "--cluster", "nats://127.0.0.1:" + routePorts[i].ToString(CultureInfo.InvariantCulture),
+                "--routes", routes];
             foreach (var arg in (string[])["-a", "127.0.0.1", "-p", cluster.ClientPorts[i].ToString(CultureInfo.InvariantCulture), "-n", "nats-" + i,
-                         "-js", "-sd", store, "--cluster_name", "omni", "--cluster", "nats://127.0.0.1:" + routePorts[i].ToString(CultureInfo.InvariantCulture),
-                         "--routes", routes])
+                         "-js", "-sd", store, .. clustering])
             {
                 start.ArgumentList.Add(arg);
             }
@@ -75,7 +77,7 @@ public sealed class NatsServerCluster : IDisposable
         // Ready to accept clients, and a JetStream meta leader elected (streams and buckets can be created).
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
         while (cluster._output.Count(l => l.Contains("Server is ready", StringComparison.Ordinal)) < count
-               || !cluster._output.Any(l => l.Contains("metadata leader", StringComparison.OrdinalIgnoreCase)))
+               || (count > 1 && !cluster._output.Any(l => l.Contains("metadata leader", StringComparison.OrdinalIgnoreCase))))
         {
             if (DateTime.UtcNow > deadline || cluster._servers.Any(p => p.HasExited))
             {
