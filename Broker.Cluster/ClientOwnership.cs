@@ -35,6 +35,35 @@ internal sealed class ClientOwnership(string nodeId, ILogger logger)
         return claim;
     }
 
+    /// <summary>The revision of this node's claim of <paramref name="clientId"/>, 0 when no connection of it is here.
+    /// A connection's claim is registered just after its session is attached, and its revision is known once the put
+    /// is stored: waits up to a second for the one and ten for the other.</summary>
+    public async ValueTask<ulong> CurrentClaimAsync(string clientId, CancellationToken cancellationToken)
+    {
+        var key = ClusterNames.Hash(clientId);
+        var started = Environment.TickCount64;
+        while (true)
+        {
+            var elapsed = Environment.TickCount64 - started;
+            if (_claims.TryGetValue(key, out var claim) && !claim.Closed)
+            {
+                if (claim.Revision is not 0 and var revision)
+                {
+                    return revision;
+                }
+                if (elapsed > 10_000)
+                {
+                    return 0;
+                }
+            }
+            else if (elapsed > 1_000)
+            {
+                return 0;
+            }
+            await Task.Delay(20, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
     public async Task RunWriterAsync(INatsKVStore bucket, CancellationToken cancellationToken)
     {
         await foreach (var (claim, withdraw) in _writes.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))

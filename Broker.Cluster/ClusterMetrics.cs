@@ -34,6 +34,11 @@ internal sealed class ClusterMetrics : IDisposable
             "1 while the node's NATS connection is open.");
         _meter.CreateObservableGauge("omnibroker.cluster.nodes_alive", () => node.OtherNodesAlive, "{node}",
             "Other nodes whose heartbeats this node currently sees.");
+        // omnibroker_cluster_session_replica_lag, omnibroker_cluster_sessions_fenced_total
+        _meter.CreateObservableGauge("omnibroker.cluster.session_replica_lag", () => node.ReplicaLag, "{operation}",
+            "Session store operations of this node not yet confirmed by the JetStream session replica.");
+        _meter.CreateObservableCounter("omnibroker.cluster.sessions_fenced", () => node.SessionsFenced, "{session}",
+            "Sessions of this node that another node took over meanwhile: this node wrote nothing more to them and discarded them.");
     }
 
     public void Dispose() => _meter.Dispose();

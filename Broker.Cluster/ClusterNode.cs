@@ -43,7 +43,7 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
     private readonly SharedGroupRouting _sharedGroups = new();
 
     public ClusterNode(ClusterOptions options, MqttBroker broker, ILoggerFactory loggerFactory, TimeProvider? time = null,
-        IMeterFactory? meterFactory = null)
+        IMeterFactory? meterFactory = null, Replica.SessionReplica? replica = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(broker);
@@ -60,7 +60,22 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
         _retained = new RetainedSync(broker, _logger);
         _liveness = new NodeLiveness(options, broker, _logger, time);
         _metrics = new ClusterMetrics(meterFactory, this);
+        _replica = replica;
+        if (replica is not null)
+        {
+            // Another node took the session over (its replica moved on): the session here is stale, it goes.
+            replica.Fenced = clientId => broker.DiscardMovedSession(clientId);
+            replica.ClaimOf = _ownership.CurrentClaimAsync;
+        }
     }
+
+    private readonly Replica.SessionReplica? _replica;
+
+    /// <summary>Sessions of this node taken over elsewhere and fenced here; session replica operations not yet
+    /// confirmed (0 without a store).</summary>
+    public long SessionsFenced => _replica?.FencedCount ?? 0;
+
+    public long ReplicaLag => _replica?.Lag ?? 0;
 
     public string NodeId => _options.NodeId;
 
@@ -151,7 +166,8 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
             Run(() => _liveness.RunHeartbeatAsync(nodes!, stop)),
             Run(() => _liveness.RunWatchAsync(nodes!, () => _resync.Token, stop)),
             Run(() => _liveness.RunCheckAsync(stop)),
-            Run(() => _liveness.RunWillsAsync(wills!, stop)));
+            Run(() => _liveness.RunWillsAsync(wills!, stop)),
+            Run(() => _replica?.RunAsync(js, _options.Replicas, stop) ?? Task.CompletedTask));
         _logger.Joined(_options.NodeId, _options.Urls, _options.Replicas, _options.NodeTimeout);
     }
 

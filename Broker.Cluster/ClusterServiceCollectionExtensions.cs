@@ -15,7 +15,7 @@ public static class ClusterServiceCollectionExtensions
         ArgumentNullException.ThrowIfNull(options);
         services.AddSingleton(options);
         services.AddSingleton(sp => new ClusterNode(options, sp.GetRequiredService<MqttBroker>(), sp.GetRequiredService<ILoggerFactory>(),
-            sp.GetService<TimeProvider>(), sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
+            sp.GetService<TimeProvider>(), sp.GetService<System.Diagnostics.Metrics.IMeterFactory>(), sp.GetService<Replica.SessionReplica>()));
         services.AddHostedService(sp => new ClusterHostedService(sp.GetRequiredService<ClusterNode>()));
         return services;
     }

@@ -16,6 +16,7 @@ internal sealed class ReplicaStream(INatsJSContext js, string nodeId, int replic
 {
     public const string StreamName = "OMNI_SESSIONS";
     public const string OwnerHeader = "Omni-Owner";
+    public const string ClaimHeader = "Omni-Claim";
     private const int WrongLastSequence = 10071;
     private long _messageIds;
     private readonly string _idPrefix = nodeId + "-" + Guid.NewGuid().ToString("N")[..12] + "-";
@@ -35,27 +36,31 @@ internal sealed class ReplicaStream(INatsJSContext js, string nodeId, int replic
     /// copy whose first attempt was stored after all).</summary>
     public string NextMessageId() => _idPrefix + Interlocked.Increment(ref _messageIds).ToString(System.Globalization.CultureInfo.InvariantCulture);
 
-    /// <summary>The subject's last sequence and the node that wrote it; (0, null) when the subject is empty.</summary>
-    public async Task<(ulong Sequence, string? Owner)> LastAsync(string clientId, CancellationToken cancellationToken)
+    /// <summary>The subject's last sequence, the node that wrote it and the client-id claim (revision in the
+    /// <c>omni_clients</c> bucket) it wrote under; (0, null, 0) when the subject is empty.</summary>
+    public async Task<(ulong Sequence, string? Owner, ulong Claim)> LastAsync(string clientId, CancellationToken cancellationToken)
     {
         try
         {
             var stream = await js.GetStreamAsync(StreamName, cancellationToken: cancellationToken).ConfigureAwait(false);
             var last = await stream.GetAsync(new StreamMsgGetRequest { LastBySubj = Subject(clientId) }, cancellationToken).ConfigureAwait(false);
-            return (last.Message.Seq, OwnerOf(last.Message.Hdrs));
+            var owner = Header(last.Message.Hdrs, OwnerHeader);
+            _ = ulong.TryParse(Header(last.Message.Hdrs, ClaimHeader), System.Globalization.NumberStyles.None,
+                System.Globalization.CultureInfo.InvariantCulture, out var claim);
+            return (last.Message.Seq, owner, claim);
         }
         catch (NatsJSApiException ex) when (ex.Error.Code == 404)
         {
-            return (0, null);
+            return (0, null, 0);
         }
     }
 
     /// <summary>Publishes one entry expecting <paramref name="expectedLast"/>; the stored sequence, or null when the
     /// subject moved on (another node wrote: fenced). Other failures throw (NATS down, no stream leader).</summary>
-    public async Task<ulong?> PublishAsync(string clientId, byte[] entry, bool rollup, ulong expectedLast, string messageId,
+    public async Task<ulong?> PublishAsync(string clientId, byte[] entry, bool rollup, ulong expectedLast, ulong claim, string messageId,
         CancellationToken cancellationToken)
     {
-        var headers = new NatsHeaders { [OwnerHeader] = nodeId };
+        var headers = new NatsHeaders { [OwnerHeader] = nodeId, [ClaimHeader] = claim.ToString(System.Globalization.CultureInfo.InvariantCulture) };
         if (rollup)
         {
             headers["Nats-Rollup"] = "sub";
@@ -77,7 +82,7 @@ internal sealed class ReplicaStream(INatsJSContext js, string nodeId, int replic
     public async Task<(List<byte[]> Entries, string? Owner, ulong LastSequence)> ReadAsync(string clientId, CancellationToken cancellationToken)
     {
         var entries = new List<byte[]>();
-        var (last, owner) = await LastAsync(clientId, cancellationToken).ConfigureAwait(false);
+        var (last, owner, _) = await LastAsync(clientId, cancellationToken).ConfigureAwait(false);
         if (last == 0)
         {
             return (entries, null, 0);
@@ -108,9 +113,9 @@ internal sealed class ReplicaStream(INatsJSContext js, string nodeId, int replic
         return (entries, owner, last);
     }
 
-    /// <summary>The owner in the headers of a message read through the stream API: the NATS header block
+    /// <summary>A header of a message read through the stream API: the NATS header block
     /// (<c>NATS/1.0</c>, then <c>Name: value</c> lines), base64-encoded in the API's JSON.</summary>
-    private static string? OwnerOf(string? headers)
+    private static string? Header(string? headers, string name)
     {
         if (string.IsNullOrEmpty(headers))
         {
@@ -122,9 +127,9 @@ internal sealed class ReplicaStream(INatsJSContext js, string nodeId, int replic
             : headers;
         foreach (var line in text.Split("\r\n"))
         {
-            if (line.StartsWith(OwnerHeader + ":", StringComparison.OrdinalIgnoreCase))
+            if (line.StartsWith(name + ":", StringComparison.OrdinalIgnoreCase))
             {
-                return line[(OwnerHeader.Length + 1)..].Trim();
+                return line[(name.Length + 1)..].Trim();
             }
         }
         return null;

@@ -48,6 +48,10 @@ public sealed class SessionReplica : ISessionStore
     /// <summary>Called (on the replica's writer) with a client id whose session another node took over.</summary>
     public Action<string>? Fenced { get; set; }
 
+    /// <summary>The revision of this node's claim of a client id in <c>omni_clients</c> (0: no connection of the client
+    /// here), waiting briefly for a claim being made: the fencing token compared with the replica's last writer's.</summary>
+    public Func<string, CancellationToken, ValueTask<ulong>>? ClaimOf { get; set; }
+
     /// <summary>Clients fenced so far.</summary>
     public long FencedCount => Interlocked.Read(ref _fenced);
 
@@ -241,8 +245,8 @@ public sealed class SessionReplica : ISessionStore
         {
             return;
         }
-        var takeOver = client.TakeOver;
-        if (takeOver)
+        var forced = client.TakeOver;
+        if (forced)
         {
             client.State.Reset();
             client.Complete = true;
@@ -256,30 +260,42 @@ public sealed class SessionReplica : ISessionStore
         {
             client.State.Apply(operation);
         }
-        // Whole (a rollup) when taking over (the imported session), when the session ended (a small tombstone), or when
-        // nothing is queued any more and the history grew (the session row and its subscriptions; only when this node
-        // knows the whole session).
+        // Whole (a rollup) when the session ended (a small tombstone), or when nothing is queued any more and the history
+        // grew (the session row and its subscriptions; only when this node knows the whole session).
         var ended = client.State.Session is null && operations.Exists(static o => o is SessionDeleted);
         var compact = client.Complete && client.State.Session is not null && client.State.LiveMessages == 0 && client.State.SinceRollup > RollupAfter;
-        var rollup = takeOver || ended || compact;
-        var entry = ReplicaCodec.Encode(clientId, rollup, takeOver ? operations : ended ? [] : compact ? client.State.ToOperations() : operations);
         var messageId = stream.NextMessageId();
         var failingSince = DateTime.UtcNow;
+        ulong claim = 0;
         while (true)
         {
             try
             {
-                if (client.LastSequence is null || takeOver)
+                var claiming = forced;
+                if (client.LastSequence is null)
                 {
-                    var (last, owner) = await stream.LastAsync(clientId, cancellationToken).ConfigureAwait(false);
-                    if (!takeOver && owner is not null && owner != _nodeId)
+                    // First write in this run, or another node wrote since: who may write is decided by the claims.
+                    var (last, owner, lastClaim) = await stream.LastAsync(clientId, cancellationToken).ConfigureAwait(false);
+                    claim = ClaimOf is null ? 0 : await ClaimOf(clientId, cancellationToken).ConfigureAwait(false);
+                    if (owner is not null && owner != _nodeId && !forced)
                     {
-                        Fence(clientId, client, owner);
-                        return;
+                        if (claim <= lastClaim)
+                        {
+                            Fence(clientId, client, owner);
+                            return;
+                        }
+                        // This node holds the client's later connection: its session replaces the other node's.
+                        claiming = true;
                     }
                     client.LastSequence = last;
                 }
-                var stored = await stream.PublishAsync(clientId, entry, rollup, client.LastSequence!.Value, messageId, cancellationToken).ConfigureAwait(false);
+                // Taking over: the whole session when this node knows it (else its changes on top of the other's).
+                var whole = claiming && (forced || (client.Complete && client.State.LiveMessages == 0));
+                var rollup = whole || ended || compact;
+                var entry = ReplicaCodec.Encode(clientId, rollup,
+                    forced ? operations : ended ? [] : whole || compact ? client.State.ToOperations() : operations);
+                var stored = await stream.PublishAsync(clientId, entry, rollup, client.LastSequence!.Value, claim, messageId, cancellationToken)
+                    .ConfigureAwait(false);
                 if (stored is { } sequence)
                 {
                     client.LastSequence = sequence;
@@ -298,13 +314,9 @@ public sealed class SessionReplica : ISessionStore
                     _failing = false;
                     return;
                 }
-                if (!takeOver)
-                {
-                    Fence(clientId, client, owner: null);
-                    return;
-                }
-                // Taking over while the previous owner still wrote: read its last sequence again and claim after it.
+                // The subject moved on (another node wrote): decide again from its last entry.
                 client.LastSequence = null;
+                messageId = stream.NextMessageId();
             }
             catch (Exception ex) when (ex is NatsException or TimeoutException)
             {

@@ -32,7 +32,17 @@ internal static class StorageHostExtensions
         var store = SqliteSessionStore.Open(options, path, logger);
         builder.Services.AddSingleton(store);
         // A factory, so that the container disposes it (after the broker, which depends on it): last commit on shutdown.
-        builder.Services.AddSingleton<ISessionStore>(sp => sp.GetRequiredService<SqliteSessionStore>());
+        if (settings.Cluster is { } cluster)
+        {
+            // Cluster mode: every persistent session is also copied to JetStream, so it stays resumable on another node.
+            builder.Services.AddSingleton(sp => new Cluster.Replica.SessionReplica(sp.GetRequiredService<SqliteSessionStore>(), cluster.NodeId,
+                cluster.ForwardTimeout, sp.GetRequiredService<ILoggerFactory>().CreateLogger("OmniBroker.Cluster")));
+            builder.Services.AddSingleton<ISessionStore>(sp => sp.GetRequiredService<Cluster.Replica.SessionReplica>());
+        }
+        else
+        {
+            builder.Services.AddSingleton<ISessionStore>(sp => sp.GetRequiredService<SqliteSessionStore>());
+        }
         builder.Services.AddRestoredCertificateValidation();
         builder.Services.AddHostedService(sp =>
         {

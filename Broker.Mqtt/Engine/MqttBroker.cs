@@ -236,6 +236,12 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
         return true;
     }
 
+    /// <summary>Cluster: another node took the session of <paramref name="clientId"/> over. A connection here is closed
+    /// (5.0: DISCONNECT 0x8E) and its session discarded; an offline session is removed without its will or messages,
+    /// which live on with the other node. Returns false when there is no such session here.</summary>
+    public bool DiscardMovedSession(string clientId) =>
+        DisconnectClient(clientId, MqttReasonCode.SessionTakenOver, discardSession: true) || _registry.DiscardMoved(clientId);
+
     /// <summary>Sends DISCONNECT 0x8B (Server shutting down) to every client and waits until they are closed or
     /// <paramref name="cancellationToken"/> fires. Kestrel's own shutdown reaches connections the same way through
     /// IConnectionLifetimeNotificationFeature.</summary>

@@ -25,6 +25,9 @@ public sealed class BrokerHostProcess : IDisposable
 
     public int ExitCode => _process.ExitCode;
 
+    /// <summary>The broker's PID (to pause it with SIGSTOP, for example).</summary>
+    public int ProcessId => _process.Id;
+
     public static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
