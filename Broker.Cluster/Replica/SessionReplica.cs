@@ -30,6 +30,8 @@ public sealed class SessionReplica : ISessionStore
     private readonly Dictionary<string, ClientReplica> _clients = new(StringComparer.Ordinal);
     private readonly Lock _waitersLock = new();
     private readonly List<(long Position, TaskCompletionSource Done)> _waiters = [];
+    // Position ranges of batches in which a fenced client had messages queued (the last few): their acknowledgements fail.
+    private readonly Queue<(long From, long To)> _rejected = new();
     private long _lastQueued;
     private long _confirmed;
     private volatile bool _failing;
@@ -125,15 +127,12 @@ public sealed class SessionReplica : ISessionStore
     {
         await _inner.WaitCommittedAsync(position).ConfigureAwait(false);
         var target = Math.Min(position, Volatile.Read(ref _lastQueued));
-        if (target <= Volatile.Read(ref _confirmed))
-        {
-            return;
-        }
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         lock (_waitersLock)
         {
             if (target <= Volatile.Read(ref _confirmed))
             {
+                ThrowIfRejected(position);
                 return;
             }
             _waiters.Add((target, done));
@@ -147,6 +146,20 @@ public sealed class SessionReplica : ISessionStore
             throw new StoreUnavailableException($"the cluster's session replica did not confirm within {_timeout.TotalSeconds:0.#} s (NATS unavailable?)");
         }
     }
+
+    private void ThrowIfRejected(long position)
+    {
+        foreach (var (from, to) in _rejected)
+        {
+            if (position >= from && position <= to)
+            {
+                throw Moved();
+            }
+        }
+    }
+
+    private static StoreUnavailableException Moved() =>
+        new("a message was queued for a session that another node took over meanwhile; not acknowledged, so that it is sent again");
 
     /// <summary>A session as the replica holds it (for a node that takes over the client of a node that is gone):
     /// null when there is none; the node that wrote it last.</summary>
@@ -184,12 +197,13 @@ public sealed class SessionReplica : ISessionStore
         {
             batch.Clear();
             byClient.Clear();
-            long highest = 0;
+            long highest = 0, lowest = 0;
             while (batch.Count < 4096 && _queue.Reader.TryRead(out var entry))
             {
                 batch.Add(entry);
             }
-            var work = new List<Task>();
+            var work = new List<Task<bool>>();
+            var rejected = false;
             foreach (var entry in batch)
             {
                 var client = Client(entry.ClientId);
@@ -199,7 +213,7 @@ public sealed class SessionReplica : ISessionStore
                     if (byClient.Remove(entry.ClientId, out var before))
                     {
                         work.Add(WriteAsync(stream, entry.ClientId, client, before, cancellationToken));
-                        await Task.WhenAll(work).ConfigureAwait(false);
+                        rejected |= (await Task.WhenAll(work).ConfigureAwait(false)).Contains(true);
                         work.Clear();
                     }
                     client.TakeOver = true;
@@ -207,6 +221,7 @@ public sealed class SessionReplica : ISessionStore
                     continue;
                 }
                 highest = entry.Position;
+                lowest = lowest == 0 ? entry.Position : lowest;
                 if (!byClient.TryGetValue(entry.ClientId, out var operations))
                 {
                     byClient[entry.ClientId] = operations = [];
@@ -217,10 +232,10 @@ public sealed class SessionReplica : ISessionStore
             {
                 work.Add(WriteAsync(stream, clientId, Client(clientId), operations, cancellationToken));
             }
-            await Task.WhenAll(work).ConfigureAwait(false);
+            rejected |= (await Task.WhenAll(work).ConfigureAwait(false)).Contains(true);
             if (highest > 0)
             {
-                Confirm(highest);
+                Confirm(lowest, highest, rejected);
             }
         }
     }
@@ -237,13 +252,16 @@ public sealed class SessionReplica : ISessionStore
         }
     }
 
-    /// <summary>Writes one client's operations of a batch as one entry; retried until stored or fenced.</summary>
-    private async Task WriteAsync(ReplicaStream stream, string clientId, ClientReplica client, List<StoreOperation> operations,
+    /// <summary>Writes one client's operations of a batch as one entry; retried until stored or fenced. True when the
+    /// client is fenced and the operations queued messages for it: those must not be acknowledged (the publisher sends
+    /// them again, and they reach the node that holds the session now).</summary>
+    private async Task<bool> WriteAsync(ReplicaStream stream, string clientId, ClientReplica client, List<StoreOperation> operations,
         CancellationToken cancellationToken)
     {
+        var queuesMessages = operations.Exists(static o => o is MessageQueued);
         if (client.Fenced)
         {
-            return;
+            return queuesMessages;
         }
         var forced = client.TakeOver;
         if (forced)
@@ -282,7 +300,7 @@ public sealed class SessionReplica : ISessionStore
                         if (claim <= lastClaim)
                         {
                             Fence(clientId, client, owner);
-                            return;
+                            return queuesMessages;
                         }
                         // This node holds the client's later connection: its session replaces the other node's.
                         claiming = true;
@@ -312,7 +330,7 @@ public sealed class SessionReplica : ISessionStore
                         }
                     }
                     _failing = false;
-                    return;
+                    return false;
                 }
                 // The subject moved on (another node wrote): decide again from its last entry.
                 client.LastSequence = null;
@@ -341,16 +359,33 @@ public sealed class SessionReplica : ISessionStore
         Fenced?.Invoke(clientId);
     }
 
-    private void Confirm(long position)
+    private void Confirm(long from, long position, bool rejected)
     {
-        Volatile.Write(ref _confirmed, position);
         lock (_waitersLock)
         {
+            if (rejected)
+            {
+                _rejected.Enqueue((from, position));
+                if (_rejected.Count > 32)
+                {
+                    _rejected.Dequeue();
+                }
+            }
+            Volatile.Write(ref _confirmed, position);
             for (var i = _waiters.Count - 1; i >= 0; i--)
             {
-                if (_waiters[i].Position <= position)
+                var target = _waiters[i].Position;
+                if (target <= position)
                 {
-                    _waiters[i].Done.TrySetResult();
+                    // Conservative: every acknowledgement waiting on the batch fails, not only the moved session's.
+                    if (rejected && target >= from)
+                    {
+                        _waiters[i].Done.TrySetException(Moved());
+                    }
+                    else
+                    {
+                        _waiters[i].Done.TrySetResult();
+                    }
                     _waiters.RemoveAt(i);
                 }
             }

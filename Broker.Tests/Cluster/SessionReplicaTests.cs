@@ -93,7 +93,7 @@ public sealed class SessionReplicaTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Replica_SessionTakenOverByAnotherNode_OldNodeFencedAndWritesNothingMore()
+    public async Task Replica_SessionTakenOverByAnotherNode_OldNodeFencedWritesNothingAndAcknowledgesNothing()
     {
         var a = Node("A");
         var b = Node("B");
@@ -115,7 +115,8 @@ public sealed class SessionReplicaTests : IAsyncLifetime
         // A, paused meanwhile, goes on writing: refused by the fencing token, and told so.
         var stale = a.Append(new MessageQueued(client, 2, Message("stale write from A"), 1, false, null));
         (await fenced.Task.WaitAsync(TimeSpan.FromSeconds(30))).Should().Be(client);
-        await a.WaitCommittedAsync(stale).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        var staleAcknowledgement = () => a.WaitCommittedAsync(stale).AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        await staleAcknowledgement.Should().ThrowAsync<StoreUnavailableException>("a message queued for a session taken over elsewhere is not acknowledged");
         a.Append(new MessageQueued(client, 3, Message("another stale write"), 1, false, null));
         await Task.Delay(500);
 
