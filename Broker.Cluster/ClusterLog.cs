@@ -40,4 +40,13 @@ internal static partial class ClusterLog
 
     [LoggerMessage(EventId = 7020, Level = LogLevel.Warning, Message = "cluster: the session of client {ClientId} was taken over by {Owner}: this node writes nothing more to it (fenced)")]
     public static partial void ReplicaFenced(this ILogger logger, string clientId, string owner);
+
+    [LoggerMessage(EventId = 7021, Level = LogLevel.Information, Message = "cluster: the persistent session of client {ClientId} moved here from node {Owner} (which {Answer}) in {Milliseconds} ms with {Messages} queued or in-flight messages")]
+    public static partial void SessionMoved(this ILogger logger, string clientId, string owner, string answer, long milliseconds, int messages);
+
+    [LoggerMessage(EventId = 7022, Level = LogLevel.Information, Message = "cluster: the persistent session of client {ClientId} moved to another node: let go here")]
+    public static partial void SessionReleased(this ILogger logger, string clientId);
+
+    [LoggerMessage(EventId = 7023, Level = LogLevel.Warning, Message = "cluster: node {Owner} holding the session of client {ClientId} did not let it go ({Error}): taken from the replica")]
+    public static partial void SessionOwnerSilent(this ILogger logger, string clientId, string owner, string error);
 }

@@ -34,6 +34,11 @@ internal sealed class ClusterMetrics : IDisposable
             "1 while the node's NATS connection is open.");
         _meter.CreateObservableGauge("omnibroker.cluster.nodes_alive", () => node.OtherNodesAlive, "{node}",
             "Other nodes whose heartbeats this node currently sees.");
+        // omnibroker_cluster_sessions_moved_in_total, omnibroker_cluster_sessions_moved_out_total
+        _meter.CreateObservableCounter("omnibroker.cluster.sessions_moved_in", () => node.SessionsMovedIn, "{session}",
+            "Persistent sessions that moved here from another node (their device reconnected here with Clean Start 0).");
+        _meter.CreateObservableCounter("omnibroker.cluster.sessions_moved_out", () => node.SessionsMovedOut, "{session}",
+            "Persistent sessions this node let go to another node.");
         // omnibroker_cluster_session_replica_lag, omnibroker_cluster_sessions_fenced_total
         _meter.CreateObservableGauge("omnibroker.cluster.session_replica_lag", () => node.ReplicaLag, "{operation}",
             "Session store operations of this node not yet confirmed by the JetStream session replica.");

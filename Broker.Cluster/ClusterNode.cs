@@ -66,8 +66,18 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
             // Another node took the session over (its replica moved on): the session here is stale, it goes.
             replica.Fenced = clientId => broker.DiscardMovedSession(clientId);
             replica.ClaimOf = _ownership.CurrentClaimAsync;
+            // Bounded: a device waits for its CONNACK meanwhile.
+            _moves = new SessionMoves(options.NodeId, broker, replica, _liveness.IsAlive,
+                options.ForwardTimeout < TimeSpan.FromSeconds(5) ? options.ForwardTimeout : TimeSpan.FromSeconds(5), _logger);
         }
     }
+
+    private readonly SessionMoves? _moves;
+
+    /// <summary>Persistent sessions that moved here from other nodes, and from here to others.</summary>
+    public long SessionsMovedIn => _moves?.Moved ?? 0;
+
+    public long SessionsMovedOut => _moves?.Released ?? 0;
 
     private readonly Replica.SessionReplica? _replica;
 
@@ -167,7 +177,8 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
             Run(() => _liveness.RunWatchAsync(nodes!, () => _resync.Token, stop)),
             Run(() => _liveness.RunCheckAsync(stop)),
             Run(() => _liveness.RunWillsAsync(wills!, stop)),
-            Run(() => _replica?.RunAsync(js, _options.Replicas, stop) ?? Task.CompletedTask));
+            Run(() => _replica?.RunAsync(js, _options.Replicas, stop) ?? Task.CompletedTask),
+            Run(() => _moves?.RunAsync(_nats, js, stop) ?? Task.CompletedTask));
         _logger.Joined(_options.NodeId, _options.Urls, _options.Replicas, _options.NodeTimeout);
     }
 
@@ -250,6 +261,12 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
     void IClusterLink.FilterRemoved(string topicFilter, string? shareGroup) => _interest.Changed(topicFilter, shareGroup, added: false);
 
     IDisposable IClusterLink.ClientAttached(string clientId, Action takenOver) => _ownership.Attach(clientId, takenOver);
+
+    Task<StoredSessionState?> IClusterLink.FindMovedSessionAsync(string clientId, CancellationToken cancellationToken) =>
+        _moves?.FindAsync(clientId, cancellationToken) ?? Task.FromResult<StoredSessionState?>(null);
+
+    Task<StoredSessionState?> IClusterLink.TakeMovedSessionAsync(string clientId, CancellationToken cancellationToken) =>
+        _moves?.TakeAsync(clientId, cancellationToken) ?? Task.FromResult<StoredSessionState?>(null);
 
     IDisposable IClusterLink.RegisterWill(string clientId, StoredMessage will) => _liveness.RegisterWill(MessageCodec.Encode(will));
 }

@@ -123,6 +123,18 @@ public sealed class SessionReplica : ISessionStore
         }
     }
 
+    /// <summary>The session of <paramref name="clientId"/> moves to another node: completes once every operation of it
+    /// queued so far is in the replica; nothing more is written for it (until it comes back: <see cref="TakeOver"/>).</summary>
+    public Task ReleaseAsync(string clientId)
+    {
+        var released = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_order)
+        {
+            _queue.Writer.TryWrite(new Entry(0, clientId, null, TakeOver: false, released));
+        }
+        return released.Task;
+    }
+
     public async ValueTask WaitCommittedAsync(long position)
     {
         await _inner.WaitCommittedAsync(position).ConfigureAwait(false);
@@ -207,6 +219,20 @@ public sealed class SessionReplica : ISessionStore
             foreach (var entry in batch)
             {
                 var client = Client(entry.ClientId);
+                if (entry.Released is { } released)
+                {
+                    if (byClient.Remove(entry.ClientId, out var pending))
+                    {
+                        work.Add(WriteAsync(stream, entry.ClientId, client, pending, cancellationToken));
+                        rejected |= (await Task.WhenAll(work).ConfigureAwait(false)).Contains(true);
+                        work.Clear();
+                    }
+                    client.Fenced = true;
+                    client.State.Reset();
+                    client.LastSequence = null;
+                    released.TrySetResult();
+                    continue;
+                }
                 if (entry.TakeOver)
                 {
                     // Operations of the client queued before the mark go out first, then the take-over.
@@ -394,7 +420,8 @@ public sealed class SessionReplica : ISessionStore
 
     public ValueTask DisposeAsync() => _inner.DisposeAsync();
 
-    private readonly record struct Entry(long Position, string ClientId, StoreOperation? Operation, bool TakeOver);
+    private readonly record struct Entry(long Position, string ClientId, StoreOperation? Operation, bool TakeOver,
+        TaskCompletionSource? Released = null);
 
     private sealed class ClientReplica
     {

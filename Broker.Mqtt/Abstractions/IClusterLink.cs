@@ -39,6 +39,18 @@ public interface IClusterLink
     /// <paramref name="takenOver"/> (from any thread) when a later connection elsewhere claimed it (5.0: DISCONNECT
     /// 0x8E, as a takeover on one node). Disposing the result ends the claim's watch (the connection closed).</summary>
     IDisposable ClientAttached(string clientId, Action takenOver);
+
+    /// <summary>A persistent session of <paramref name="clientId"/> held by another node (a device that moved here
+    /// with Clean Start 0), as last replicated: its subscriptions are installed here before the other node lets go, so
+    /// that nothing published meanwhile misses it. Null: no other node holds one (a new session).</summary>
+    Task<StoredSessionState?> FindMovedSessionAsync(string clientId, CancellationToken cancellationToken) =>
+        Task.FromResult<StoredSessionState?>(null);
+
+    /// <summary>Has the node holding <paramref name="clientId"/>'s session let it go (it closes its connection and
+    /// writes nothing more for it) and returns the session as it left it, for this node to take over; null when it
+    /// ended meanwhile.</summary>
+    Task<StoredSessionState?> TakeMovedSessionAsync(string clientId, CancellationToken cancellationToken) =>
+        Task.FromResult<StoredSessionState?>(null);
 }
 
 /// <summary>A share group on a topic filter (<c>$share/{Group}/{TopicFilter}</c>): the unit that receives each message

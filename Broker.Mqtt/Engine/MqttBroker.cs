@@ -236,6 +236,32 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
         return true;
     }
 
+    /// <summary>
+    /// Cluster: a client connects here with Clean Start 0 and has no session here. If another node holds its persistent
+    /// session, the session moves here before the CONNECT is handled (which then finds it: session present): its
+    /// subscriptions first, then, once the other node let go, its messages and state. Only for a client allowed to
+    /// connect with that client id. Nothing happens on a single node.
+    /// </summary>
+    internal async Task PrepareMovedSessionAsync(MqttClientInfo client, CancellationToken cancellationToken)
+    {
+        if (Cluster is not { } link || _registry.HasSession(client.ClientId))
+        {
+            return;
+        }
+        var decision = Authorizer.AuthorizeConnect(client);
+        if (!decision.Allowed || decision.Grants is null)
+        {
+            return;
+        }
+        var preview = await link.FindMovedSessionAsync(client.ClientId, cancellationToken).ConfigureAwait(false);
+        if (preview is null || _registry.BeginMove(preview, decision.Grants) is not { } session)
+        {
+            return;
+        }
+        var final = await link.TakeMovedSessionAsync(client.ClientId, cancellationToken).ConfigureAwait(false);
+        _registry.CompleteMove(session, final, decision.Grants);
+    }
+
     /// <summary>Cluster: another node took the session of <paramref name="clientId"/> over. A connection here is closed
     /// (5.0: DISCONNECT 0x8E) and its session discarded; an offline session is removed without its will or messages,
     /// which live on with the other node. Returns false when there is no such session here.</summary>

@@ -174,6 +174,13 @@ internal sealed partial class MqttConnection
                         {
                             continue;
                         }
+                        if (!_connected && packet is ConnectPacket { CleanStart: false, ClientId.Length: > 0 } moving && _broker.Cluster is not null)
+                        {
+                            // Cluster: the client's persistent session may be on another node; it moves here first.
+                            await _broker.PrepareMovedSessionAsync(new MqttClientInfo(moving.ClientId, moving.ProtocolVersion,
+                                _context.Features.Get<IClientIdentityFeature>()?.Certificate, RemoteEndPoint, moving.UserName),
+                                _context.ConnectionClosed).ConfigureAwait(false);
+                        }
                         if (!HandlePacket(packet))
                         {
                             stop = true;

@@ -159,6 +159,37 @@ public sealed class ClusterFaultTests(ClusterFixture cluster, ITestOutputHelper 
         onA.Received.Single(m => m.Topic == "cluster/will/gw-berlin").ConvertPayloadToString().Should().Be("gone");
     }
 
+    [Fact]
+    public async Task KillNode_PersistentSessionOnIt_ResumesOnAnotherNodeWithItsMessages()
+    {
+        var doomed = await cluster.StartNodeAsync("E", 2);
+        Action<MqttClientOptionsBuilder> persistent = o => o.WithCleanStart(false).WithSessionExpiryInterval(600);
+        await using var publisher = await cluster.ConnectAsync(cluster.C, "dead-pub-c", "sensor-002");
+        await using (var onE = await cluster.ConnectAsync(doomed, "dead-session", configure: persistent))
+        {
+            await onE.SubscribeAsync("cluster/dead/#", MqttQualityOfServiceLevel.AtLeastOnce);
+            await WaitForRouteAsync(publisher, "cluster/dead/probe");
+            (await WaitForAsync(onE, m => m.Topic == "cluster/dead/probe", 1)).Should().BeTrue(cluster.Describe());
+        }
+        for (var i = 0; i < 5; i++)
+        {
+            (await PublishUntilAcknowledgedAsync(publisher, "cluster/dead/m" + i.ToString(CultureInfo.InvariantCulture), "queued on E"))
+                .Should().Be(MqttClientPublishReasonCode.Success);
+        }
+        await Task.Delay(1000); // E takes them from its inbox into the offline session (and its replica)
+
+        await doomed.Process.KillAsync();
+        await Task.Delay(TimeSpan.FromSeconds(int.Parse(ClusterFixture.NodeTimeoutSeconds, CultureInfo.InvariantCulture) + 2));
+        var clock = Stopwatch.StartNew();
+        await using var onB = await cluster.ConnectAsync(cluster.B, "dead-session", configure: persistent);
+        output.WriteLine($"session of the killed node E resumed on B: CONNACK after {clock.ElapsedMilliseconds} ms, session present {onB.ConnectResult?.IsSessionPresent}");
+
+        onB.ConnectResult!.IsSessionPresent.Should().BeTrue("the session of a dead node stays resumable elsewhere");
+        (await WaitForAsync(onB, m => m.Topic.StartsWith("cluster/dead/m", StringComparison.Ordinal), 5)).Should().BeTrue(cluster.Describe());
+        (await PublishUntilAcknowledgedAsync(publisher, "cluster/dead/after", "after")).Should().Be(MqttClientPublishReasonCode.Success);
+        (await WaitForAsync(onB, m => m.Topic == "cluster/dead/after", 1)).Should().BeTrue("its subscription came along");
+    }
+
     /// <summary>Reads the wills bucket over NATS until a will of the node (key prefix) is there.</summary>
     private async Task WaitForWillRegisteredAsync(string keyPrefix)
     {
