@@ -247,6 +247,9 @@ internal sealed class BrokerFixture : IDisposable
             case BrokerTarget.OmniBrokerNoOpenSslTuning:
                 arguments.Add("--Tls:OpenSslTuning=false");
                 break;
+            case BrokerTarget.OmniBrokerKestrelTls:
+                arguments.Add("--Tls:Engine=Kestrel");
+                break;
         }
 
         arguments.AddRange(extra ?? []);
