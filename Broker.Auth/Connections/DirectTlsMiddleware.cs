@@ -102,7 +102,7 @@ internal sealed class DirectTlsMiddleware
                 _authenticator.Registry.Unregister(identity);
             }
             _tracking.End(context, state);
-            // Sends close_notify if the transport is still writable, then frees the OpenSSL state.
+            // Frees the OpenSSL state (leaveInnerStreamOpen: the transport is Kestrel's to complete).
             await ssl.DisposeAsync().ConfigureAwait(false);
         }
     }
