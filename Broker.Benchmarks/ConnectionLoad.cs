@@ -53,11 +53,11 @@ internal static class ConnectionLoad
         }
 
         BrokerTarget[] targets = BrokerFixture.Available(BrokerTarget.OmniBroker, BrokerTarget.Mosquitto,
-            BrokerTarget.OmniBrokerTlsResumeAllowed, BrokerTarget.OmniBrokerNoSpin, BrokerTarget.OmniBrokerNoOpenSslTuning, BrokerTarget.MosquittoCrl,
+            BrokerTarget.OmniBrokerTlsResumeAllowed, BrokerTarget.OmniBrokerNoSpin, BrokerTarget.OmniBrokerNoOpenSslTuning, BrokerTarget.OmniBrokerKestrelTls, BrokerTarget.OmniBrokerInlineSockets, BrokerTarget.MosquittoCrl,
             BrokerTarget.MqttNetServer).ToArray();
         if (Environment.GetEnvironmentVariable("OMNIBROKER_BENCH_TARGETS") is null)
         {
-            targets = targets.Where(t => t is BrokerTarget.OmniBroker or BrokerTarget.Mosquitto or BrokerTarget.OmniBrokerNoOpenSslTuning).ToArray();
+            targets = targets.Where(t => t is BrokerTarget.OmniBroker or BrokerTarget.Mosquitto or BrokerTarget.OmniBrokerKestrelTls).ToArray();
         }
 
         Console.WriteLine($"// {DateTime.UtcNow:u}, load average {File.ReadAllText("/proc/loadavg").Trim()}, targets {string.Join(",", targets)}, omnibroker args [{string.Join(' ', omniArgs)}]");

@@ -300,6 +300,7 @@ public static class OmniBrokerApp
         ServerCertificateChain = chain,
         AllowTlsResume = settings.AllowTlsResume,
         OpenSslTuning = settings.OpenSslTuning,
+        Engine = settings.TlsEngine,
         HandshakeTimeout = settings.HandshakeTimeout,
         EnabledProtocols = settings.TlsProtocols,
         MaxConcurrentHandshakes = settings.MaxConcurrentHandshakes,

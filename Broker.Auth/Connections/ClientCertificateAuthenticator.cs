@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Connections;
-using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -91,9 +90,8 @@ internal sealed class ClientCertificateAuthenticator
         }
     }
 
-    internal SslServerAuthenticationOptions CreateServerOptions(TlsHandshakeCallbackContext context, SslStreamCertificateContext serverCertificate, MutualTlsOptions options)
+    internal SslServerAuthenticationOptions CreateServerOptions(ConnectionContext connection, SslStreamCertificateContext serverCertificate, MutualTlsOptions options)
     {
-        var connection = context.Connection;
         var state = connection.Features.Get<HandshakeState>() ?? BeginConnection(connection);
         return new SslServerAuthenticationOptions
         {

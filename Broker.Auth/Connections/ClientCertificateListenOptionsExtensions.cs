@@ -14,7 +14,12 @@ public static class ClientCertificateListenOptionsExtensions
     /// identity). Call before <c>UseConnectionHandler</c>. Needs <see cref="AuthServiceCollectionExtensions.AddClientCertificateAuthentication"/>
     /// and, with the slim builder, <c>WebHost.UseKestrelHttpsConfiguration()</c>.
     /// </summary>
-    public static ListenOptions UseClientCertificateAuthentication(this ListenOptions listenOptions, MutualTlsOptions options)
+    public static ListenOptions UseClientCertificateAuthentication(this ListenOptions listenOptions, MutualTlsOptions options) =>
+        UseClientCertificateAuthentication(listenOptions, options, options?.Engine ?? TlsEngine.Direct);
+
+    /// <summary>As above with the TLS engine chosen by the caller: listeners that serve HTTP need
+    /// <see cref="TlsEngine.Kestrel"/> (its features drive HTTPS in Kestrel's HTTP layer).</summary>
+    public static ListenOptions UseClientCertificateAuthentication(this ListenOptions listenOptions, MutualTlsOptions options, TlsEngine engine)
     {
         ArgumentNullException.ThrowIfNull(listenOptions);
         ArgumentNullException.ThrowIfNull(options);
@@ -26,12 +31,17 @@ public static class ClientCertificateListenOptionsExtensions
         // Built once: the chain sent to every client, no per-handshake chain building for the server certificate.
         var serverCertificate = SslStreamCertificateContext.Create(options.ServerCertificate, options.ServerCertificateChain, offline: true);
 
+        if (engine == TlsEngine.Direct)
+        {
+            listenOptions.Use(next => new DirectTlsMiddleware(next, authenticator, options, serverCertificate).OnConnectedAsync);
+            return listenOptions;
+        }
         listenOptions.Use(next => new HandshakeTrackingMiddleware(next, authenticator, options).OnConnectedAsync);
         listenOptions.UseHttps(new TlsHandshakeCallbackOptions
         {
             // HandshakeTrackingMiddleware times handshakes out; Kestrel's timer is only a backstop behind it.
             HandshakeTimeout = options.HandshakeTimeout + TimeSpan.FromSeconds(5),
-            OnConnection = context => ValueTask.FromResult(authenticator.CreateServerOptions(context, serverCertificate, options)),
+            OnConnection = context => ValueTask.FromResult(authenticator.CreateServerOptions(context.Connection, serverCertificate, options)),
         });
         listenOptions.Use(next => new ClientCertificateMiddleware(next, authenticator).OnConnectedAsync);
         return listenOptions;

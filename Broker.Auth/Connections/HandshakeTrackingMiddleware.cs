@@ -31,35 +31,52 @@ internal sealed class HandshakeTrackingMiddleware
 
     public async Task OnConnectedAsync(ConnectionContext context)
     {
-        var state = _authenticator.BeginConnection(context);
+        var state = await BeginAsync(context).ConfigureAwait(false);
         try
         {
-            if (!await WaitForFirstByteAsync(context, state).ConfigureAwait(false)
-                || !await _gate.EnterAsync(context, state, _options.HandshakeQueueTimeout).ConfigureAwait(false))
+            if (state is not null)
             {
-                return;
+                await _next(context).ConfigureAwait(false);
             }
-            _authenticator.RestartClock(state);
-            // The handshake timeout is ours, not Kestrel's (whose timer stays as a later backstop): a connection ended by
-            // it is then known to have timed out, instead of being told from a TLS failure by how long it lasted.
-            // Held by the state and disposed as soon as the handshake completes, not for the connection's lifetime.
-            state.ArmHandshakeTimer(_authenticator.Time.CreateTimer(static s =>
-            {
-                var (connection, handshake, timeout) = ((ConnectionContext, HandshakeState, TimeSpan))s!;
-                if (handshake.TryTimeOutHandshake($"TLS handshake not finished within {timeout}"))
-                {
-                    connection.Abort(new ConnectionAbortedException("TLS handshake timeout"));
-                }
-            }, (context, state, _options.HandshakeTimeout), _options.HandshakeTimeout, Timeout.InfiniteTimeSpan));
-            await _next(context).ConfigureAwait(false);
         }
         finally
         {
-            state.DisarmHandshakeTimer();
-            // The outcome is logged before the slot goes to the next connection in the queue.
-            _authenticator.EndConnection(context, state);
-            state.ReleaseSlot();
+            End(context, state ?? context.Features.Get<HandshakeState>()!);
         }
+    }
+
+    /// <summary>Waits for the first byte and a handshake slot, then starts the handshake clock and timer. Null when the
+    /// connection never got that far (the reason is in the state; call <see cref="End"/> all the same).</summary>
+    internal async ValueTask<HandshakeState?> BeginAsync(ConnectionContext context)
+    {
+        var state = _authenticator.BeginConnection(context);
+        if (!await WaitForFirstByteAsync(context, state).ConfigureAwait(false)
+            || !await _gate.EnterAsync(context, state, _options.HandshakeQueueTimeout).ConfigureAwait(false))
+        {
+            return null;
+        }
+        _authenticator.RestartClock(state);
+        // The handshake timeout is ours, not Kestrel's (whose timer stays as a later backstop on the Kestrel engine): a
+        // connection ended by it is then known to have timed out, instead of being told from a TLS failure by how long it
+        // lasted. Held by the state and disposed as soon as the handshake completes, not for the connection's lifetime.
+        state.ArmHandshakeTimer(_authenticator.Time.CreateTimer(static s =>
+        {
+            var (connection, handshake, timeout) = ((ConnectionContext, HandshakeState, TimeSpan))s!;
+            if (handshake.TryTimeOutHandshake($"TLS handshake not finished within {timeout}"))
+            {
+                connection.Abort(new ConnectionAbortedException("TLS handshake timeout"));
+            }
+        }, (context, state, _options.HandshakeTimeout), _options.HandshakeTimeout, Timeout.InfiniteTimeSpan));
+        return state;
+    }
+
+    /// <summary>The connection ends: logs the outcome if none was decided, then gives the slot to the next one.</summary>
+    internal void End(ConnectionContext context, HandshakeState state)
+    {
+        state.DisarmHandshakeTimer();
+        // The outcome is logged before the slot goes to the next connection in the queue.
+        _authenticator.EndConnection(context, state);
+        state.ReleaseSlot();
     }
 
     /// <summary>Peeks at the input without consuming it: the TLS middleware then reads the same bytes.</summary>

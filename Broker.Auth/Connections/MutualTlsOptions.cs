@@ -23,6 +23,11 @@ public sealed class MutualTlsOptions
     /// <see cref="AllowTlsResume"/>) no session ticket is issued. Default true; false keeps .NET's defaults.</summary>
     public bool OpenSslTuning { get; init; } = true;
 
+    /// <summary>Who runs TLS on the MQTT over TLS listener: <see cref="TlsEngine.Direct"/> (default, the broker drives
+    /// SslStream itself, <see cref="DirectTlsMiddleware"/>) or <see cref="TlsEngine.Kestrel"/> (Kestrel's HTTPS
+    /// middleware). Listeners that serve HTTP (WebSockets) always use Kestrel's.</summary>
+    public TlsEngine Engine { get; init; } = TlsEngine.Direct;
+
     /// <summary>Time allowed for the TLS handshake, from its first byte; also the longest wait for that first byte.</summary>
     public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
@@ -34,4 +39,15 @@ public sealed class MutualTlsOptions
     /// <summary>Longest wait for a handshake slot; a connection still queued after it is closed (reason timeout).
     /// Default 30 s.</summary>
     public TimeSpan HandshakeQueueTimeout { get; init; } = TimeSpan.FromSeconds(30);
+}
+
+/// <summary>Which TLS implementation a mutual-TLS listener uses (see <see cref="MutualTlsOptions.Engine"/>).</summary>
+public enum TlsEngine
+{
+    /// <summary>The broker's own middleware over SslStream: one middleware for wait, handshake and authentication,
+    /// one pipe pair over SslStream.</summary>
+    Direct,
+
+    /// <summary>Kestrel's HTTPS connection middleware (the path before the direct engine; needed for HTTP).</summary>
+    Kestrel,
 }

@@ -202,6 +202,11 @@ internal sealed class BrokerFixture : IDisposable
     private static Dictionary<string, string>? OmniBrokerEnvironment(BrokerTarget target)
     {
         Dictionary<string, string> environment = new(StringComparer.Ordinal);
+        if (target == BrokerTarget.OmniBrokerInlineSockets)
+        {
+            // Kestrel's socket transport reads this too: socket completions and the pipe readers run on the epoll thread.
+            environment["DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS"] = "1";
+        }
         if (target == BrokerTarget.OmniBrokerNoSpin)
         {
             environment["DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"] = "0";
@@ -246,6 +251,9 @@ internal sealed class BrokerFixture : IDisposable
                 break;
             case BrokerTarget.OmniBrokerNoOpenSslTuning:
                 arguments.Add("--Tls:OpenSslTuning=false");
+                break;
+            case BrokerTarget.OmniBrokerKestrelTls:
+                arguments.Add("--Tls:Engine=Kestrel");
                 break;
         }
 

@@ -28,6 +28,14 @@ public enum BrokerTarget
     /// OpenSSL's record buffers kept while idle, a session ticket per handshake), the "before" of issue 13.</summary>
     OmniBrokerNoOpenSslTuning,
 
+    /// <summary>omnibroker with <c>--Tls:Engine=Kestrel</c>: Kestrel's HTTPS middleware instead of the broker's direct
+    /// SslStream middleware, the "before" of the direct TLS engine (issue 13).</summary>
+    OmniBrokerKestrelTls,
+
+    /// <summary>omnibroker with <c>DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1</c> (also Kestrel's
+    /// UnsafePreferInlineScheduling): no thread-pool hop between the socket and the application; measured, not a default.</summary>
+    OmniBrokerInlineSockets,
+
     /// <summary>omnibroker with <c>--Revocation:Mode=ocsp</c>: answers come from its own responder (/pki/ocsp) and are
     /// cached, so after the first handshake the check is a cache hit until the answer's nextUpdate.</summary>
     OmniBrokerOcsp,

@@ -22,6 +22,7 @@ public sealed class BrokerSettings
     public const string TlsIntermediatesKey = "Tls:Intermediates";
     public const string TlsAllowTlsResumeKey = "Tls:AllowTlsResume";
     public const string TlsOpenSslTuningKey = "Tls:OpenSslTuning";
+    public const string TlsEngineKey = "Tls:Engine";
     public const string TlsHandshakeTimeoutKey = "Tls:HandshakeTimeout";
     public const string TlsProtocolsKey = "Tls:Protocols";
     public const string TlsMaxConcurrentHandshakesKey = "Tls:MaxConcurrentHandshakes";
@@ -55,6 +56,9 @@ public sealed class BrokerSettings
 
     /// <summary>Tls:OpenSslTuning (default true): release idle TLS buffers, one shared SSL_CTX, no session tickets.</summary>
     public bool OpenSslTuning { get; init; } = true;
+
+    /// <summary>Tls:Engine (default Direct): the MQTT over TLS listener drives SslStream itself; Kestrel = Kestrel's HTTPS middleware.</summary>
+    public OmniBroker.Auth.TlsEngine TlsEngine { get; init; } = OmniBroker.Auth.TlsEngine.Direct;
 
     public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
@@ -167,6 +171,7 @@ public sealed class BrokerSettings
 
         var allowResume = ReadBool(configuration, TlsAllowTlsResumeKey, false, errors);
         var openSslTuning = ReadBool(configuration, TlsOpenSslTuningKey, true, errors);
+        var tlsEngine = ReadTlsEngine(configuration, errors);
         var handshakeTimeout = ReadTimeSpan(configuration, TlsHandshakeTimeoutKey, TimeSpan.FromSeconds(10), errors);
         var tlsProtocols = ReadTlsProtocols(configuration, errors);
         var maxHandshakes = ReadInt(configuration, TlsMaxConcurrentHandshakesKey, 64, 1, 100_000, errors);
@@ -231,6 +236,7 @@ public sealed class BrokerSettings
             IntermediatePaths = intermediates,
             AllowTlsResume = allowResume,
             OpenSslTuning = openSslTuning,
+            TlsEngine = tlsEngine,
             HandshakeTimeout = handshakeTimeout,
             TlsProtocols = tlsProtocols,
             MaxConcurrentHandshakes = maxHandshakes,
@@ -308,6 +314,25 @@ public sealed class BrokerSettings
             return defaultValue;
         }
         return value;
+    }
+
+    private static OmniBroker.Auth.TlsEngine ReadTlsEngine(IConfiguration configuration, List<string> errors)
+    {
+        var text = configuration[TlsEngineKey];
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return OmniBroker.Auth.TlsEngine.Direct;
+        }
+        if (string.Equals(text.Trim(), "Direct", StringComparison.OrdinalIgnoreCase))
+        {
+            return OmniBroker.Auth.TlsEngine.Direct;
+        }
+        if (string.Equals(text.Trim(), "Kestrel", StringComparison.OrdinalIgnoreCase))
+        {
+            return OmniBroker.Auth.TlsEngine.Kestrel;
+        }
+        errors.Add($"{TlsEngineKey}: '{text}' is not Direct or Kestrel");
+        return OmniBroker.Auth.TlsEngine.Direct;
     }
 
     private static bool ReadBool(IConfiguration configuration, string key, bool defaultValue, List<string> errors)

@@ -35,7 +35,7 @@ internal static class ConfigurationSchema
     public static readonly IReadOnlyDictionary<string, IReadOnlySet<string>> Sections = new Dictionary<string, IReadOnlySet<string>>(StringComparer.OrdinalIgnoreCase)
     {
         [BrokerSettings.MqttSection] = Keys(typeof(MqttBrokerOptions), "Address", "Port", "ProxyProtocol"),
-        ["Tls"] = Keys(null, "ServerCertificate", "ServerKey", "TrustAnchors", "Intermediates", "AllowTlsResume", "OpenSslTuning", "HandshakeTimeout",
+        ["Tls"] = Keys(null, "ServerCertificate", "ServerKey", "TrustAnchors", "Intermediates", "AllowTlsResume", "OpenSslTuning", "Engine", "HandshakeTimeout",
             "Protocols", "MaxConcurrentHandshakes", "HandshakeQueueTimeout"),
         ["Http"] = Keys(null, "Url", "AllowedHosts"),
         [WebSocketSettings.Section] = Keys(null, "Enabled", "Address", "Port", "Path", "SubProtocol"),

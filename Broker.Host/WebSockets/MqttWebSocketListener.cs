@@ -42,7 +42,8 @@ internal static class MqttWebSocketListener
                 context.Features.Set(MqttWebSocketListenerFeature.Instance);
                 return next(context);
             });
-            listen.UseClientCertificateAuthentication(tls);
+            // Kestrel's TLS engine: its HTTP layer needs the features Kestrel's HTTPS middleware publishes.
+            listen.UseClientCertificateAuthentication(tls, TlsEngine.Kestrel);
         });
     }
 

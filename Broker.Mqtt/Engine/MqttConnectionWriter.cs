@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.IO.Pipelines;
-using System.Threading.Channels;
 using OmniBroker.Mqtt.Abstractions;
 using OmniBroker.Mqtt.Codec;
 using OmniBroker.Mqtt.Diagnostics;
@@ -31,9 +30,8 @@ internal sealed class MqttConnectionWriter
     private readonly PipeWriter _output;
     private readonly TimeProvider _time;
 
-    // Coalescing wake-up: producers TryWrite after queueing, the loop drains everything queued.
-    private readonly Channel<bool> _signal = Channel.CreateBounded<bool>(
-        new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
+    // Coalescing wake-up: producers set it after queueing, the loop drains everything queued.
+    private readonly WriterSignal _signal = new();
     private readonly CancellationTokenSource _cts = new();
 
     // Guarded by _lock.
@@ -93,7 +91,7 @@ internal sealed class MqttConnectionWriter
     }
 
     /// <summary>Wakes the loop: new work is queued in the session or the control queue.</summary>
-    public void Signal() => _signal.Writer.TryWrite(true);
+    public void Signal() => _signal.Set();
 
     /// <summary>Resolves when the loop has taken the queued control packets, if there are too many; the reader then
     /// stops consuming input (TCP backpressure on the peer) until they are written.</summary>
@@ -173,7 +171,7 @@ internal sealed class MqttConnectionWriter
         {
             while (true)
             {
-                _signal.Reader.TryRead(out _);
+                _signal.Reset();
                 bool closing;
                 lock (_lock)
                 {
@@ -207,7 +205,7 @@ internal sealed class MqttConnectionWriter
                     {
                         break;
                     }
-                    await _signal.Reader.WaitToReadAsync(token).ConfigureAwait(false);
+                    await _signal.WaitAsync(token).ConfigureAwait(false);
                     continue;
                 }
 

@@ -9,20 +9,46 @@ using Xunit;
 
 namespace OmniBroker.Tests.Auth;
 
-/// <summary>Real TLS handshakes against the real host on 127.0.0.1, with real certificates.</summary>
-public sealed class ClientCertificateHandshakeTests : IClassFixture<ClientCertificateHandshakeTests.Fixture>
+/// <summary>Real TLS handshakes against the real host on 127.0.0.1, with real certificates, on the default TLS engine
+/// (<c>Tls:Engine=Direct</c>).</summary>
+public sealed class ClientCertificateHandshakeTests(ClientCertificateHandshakeTestsBase.Fixture fixture)
+    : ClientCertificateHandshakeTestsBase(fixture), IClassFixture<ClientCertificateHandshakeTestsBase.Fixture>
+{
+}
+
+/// <summary>The same handshakes through Kestrel's HTTPS middleware (<c>Tls:Engine=Kestrel</c>): both engines must
+/// refuse, time out and log alike.</summary>
+public sealed class ClientCertificateHandshakeKestrelEngineTests(KestrelHandshakeFixture fixture)
+    : ClientCertificateHandshakeTestsBase(fixture), IClassFixture<KestrelHandshakeFixture>
+{
+}
+
+public sealed class KestrelHandshakeFixture() : ClientCertificateHandshakeTestsBase.Fixture(TlsEngine.Kestrel);
+
+public abstract class ClientCertificateHandshakeTestsBase
 {
     private const int RefusedEventId = 2001;
     private readonly Fixture _fixture;
 
-    public ClientCertificateHandshakeTests(Fixture fixture)
+    protected ClientCertificateHandshakeTestsBase(Fixture fixture)
     {
         _fixture = fixture;
     }
 
-    public sealed class Fixture : IAsyncLifetime
+    public class Fixture : IAsyncLifetime
     {
+        private readonly TlsEngine _engine;
         private string? _directory;
+
+        public Fixture()
+            : this(TlsEngine.Direct)
+        {
+        }
+
+        protected Fixture(TlsEngine engine)
+        {
+            _engine = engine;
+        }
 
         public TestPki Pki { get; } = TestPki.Create();
 
@@ -34,7 +60,8 @@ public sealed class ClientCertificateHandshakeTests : IClassFixture<ClientCertif
         {
             _directory = TempDirectory.Create("omnibroker-handshake");
             var files = Pki.WriteFiles(Path.Combine(_directory, "tls"));
-            Broker = await TestBroker.StartAsync(files, Path.Combine(_directory, "data"), services: services =>
+            var settings = new Dictionary<string, string?> { ["Tls:Engine"] = _engine.ToString() };
+            Broker = await TestBroker.StartAsync(files, Path.Combine(_directory, "data"), settings, services: services =>
             {
                 services.AddSingleton<IRevocationChecker>(new SerialRevocationChecker());
                 services.AddSingleton<IHandshakeObserver>(Observer);

@@ -155,4 +155,13 @@ public sealed class HandshakeLimitsTests : IAsyncLifetime
         (await act.Should().ThrowAsync<OmniBroker.Host.Configuration.BrokerConfigurationException>())
             .Which.Errors.Should().Contain(e => e.StartsWith("Tls:Protocols: 'Ssl3'", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public async Task TlsEngine_Unknown_ConfigurationErrorNamesKey()
+    {
+        var act = () => StartAsync(("Tls:Engine", "Schannel"));
+
+        (await act.Should().ThrowAsync<OmniBroker.Host.Configuration.BrokerConfigurationException>())
+            .Which.Errors.Should().Contain(e => e.StartsWith("Tls:Engine: 'Schannel'", StringComparison.Ordinal));
+    }
 }
