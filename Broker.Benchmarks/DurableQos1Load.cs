@@ -97,10 +97,10 @@ internal static class DurableQos1Load
     private static async Task<(double Rate, int Acked, int Delivered)> MeasureAsync(BrokerFixture broker, int messages, int window)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-        await using var subscriber = await ConnectAsync(broker, "backend-telemetry", "backend-telemetry", cleanSession: false, timeout.Token);
-        await WriteSubscribeAsync(subscriber, "devices/+/telemetry", timeout.Token);
-        await ReadPacketAsync(subscriber, new byte[64 * 1024], timeout.Token); // SUBACK
-        await using var publisher = await ConnectAsync(broker, "sensor-001", "sensor-001", cleanSession: true, timeout.Token);
+        await using var subscriber = await RawMqtt.ConnectAsync(broker, "backend-telemetry", "backend-telemetry", cleanSession: false, timeout.Token);
+        await RawMqtt.WriteSubscribeAsync(subscriber, "devices/+/telemetry", timeout.Token);
+        await RawMqtt.ReadPacketAsync(subscriber, new byte[64 * 1024], timeout.Token); // SUBACK
+        await using var publisher = await RawMqtt.ConnectAsync(broker, "sensor-001", "sensor-001", cleanSession: true, timeout.Token);
 
         var delivered = new HashSet<ushort>();
         var deliveredCount = 0;
@@ -121,7 +121,7 @@ internal static class DurableQos1Load
                 }
                 filled += read;
                 var offset = 0;
-                while (TryPacket(buffer.AsSpan(offset, filled - offset), out var type, out var body, out var length))
+                while (RawMqtt.TryPacket(buffer.AsSpan(offset, filled - offset), out var type, out var body, out var length))
                 {
                     if (type >> 4 == 3)
                     {
@@ -160,7 +160,7 @@ internal static class DurableQos1Load
                 }
                 filled += read;
                 var offset = 0;
-                while (TryPacket(buffer.AsSpan(offset, filled - offset), out var type, out _, out var length))
+                while (RawMqtt.TryPacket(buffer.AsSpan(offset, filled - offset), out var type, out _, out var length))
                 {
                     if (type >> 4 == 4)
                     {
@@ -179,81 +179,11 @@ internal static class DurableQos1Load
         for (var i = 0; i < messages; i++)
         {
             await permits.WaitAsync(timeout.Token);
-            await publisher.WriteAsync(EncodePublishQos1(Topic, payload, (ushort)(i % 65535 + 1)), timeout.Token);
+            await publisher.WriteAsync(RawMqtt.EncodePublishQos1(Topic, payload, (ushort)(i % 65535 + 1)), timeout.Token);
         }
         await ackReader;
         await Task.WhenAny(allDelivered.Task, Task.Delay(TimeSpan.FromSeconds(30)));
         var seconds = (double)lastDelivery / Stopwatch.Frequency;
         return (messages / seconds, acked, deliveredCount);
-    }
-
-    private static bool TryPacket(ReadOnlySpan<byte> data, out byte type, out int bodyOffset, out int length)
-    {
-        type = 0;
-        bodyOffset = 0;
-        length = 0;
-        if (data.Length < 2)
-        {
-            return false;
-        }
-        if (MqttVariableByteInteger.TryDecode(data[1..], out int remaining, out int lengthBytes) != OperationStatus.Done)
-        {
-            return false;
-        }
-        int i = 1 + lengthBytes;
-        if (data.Length < i + remaining)
-        {
-            return false;
-        }
-        type = data[0];
-        bodyOffset = i;
-        length = i + remaining;
-        return true;
-    }
-
-    private static async Task<SslStream> ConnectAsync(BrokerFixture broker, string device, string clientId, bool cleanSession, CancellationToken token)
-    {
-        var socket = new Socket(broker.EndPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        await socket.ConnectAsync(broker.EndPoint, token);
-        var stream = new SslStream(new NetworkStream(socket, ownsSocket: true));
-        await stream.AuthenticateAsClientAsync(broker.Credentials(device).Options, token);
-        var id = Encoding.UTF8.GetBytes(clientId);
-        var connect = new List<byte> { 0x10, (byte)(12 + id.Length), 0x00, 0x04, (byte)'M', (byte)'Q', (byte)'T', (byte)'T', 0x04,
-            (byte)(cleanSession ? 0x02 : 0x00), 0x00, 0x3C, (byte)(id.Length >> 8), (byte)id.Length };
-        connect.AddRange(id);
-        await stream.WriteAsync(connect.ToArray(), token);
-        var connack = new byte[4];
-        await stream.ReadExactlyAsync(connack, token);
-        if (connack[0] != 0x20 || connack[3] != 0)
-        {
-            throw new InvalidOperationException($"CONNECT {clientId} refused: {Convert.ToHexString(connack)}");
-        }
-        return stream;
-    }
-
-    private static async Task WriteSubscribeAsync(SslStream stream, string filter, CancellationToken token)
-    {
-        var f = Encoding.UTF8.GetBytes(filter);
-        var packet = new List<byte> { 0x82, (byte)(5 + f.Length), 0x00, 0x01, (byte)(f.Length >> 8), (byte)f.Length };
-        packet.AddRange(f);
-        packet.Add(1);
-        await stream.WriteAsync(packet.ToArray(), token);
-    }
-
-    private static async Task ReadPacketAsync(SslStream stream, byte[] buffer, CancellationToken token) =>
-        await stream.ReadAtLeastAsync(buffer.AsMemory(0, 5), 5, throwOnEndOfStream: true, token);
-
-    private static byte[] EncodePublishQos1(string topic, ReadOnlySpan<byte> payload, ushort packetId)
-    {
-        var t = Encoding.UTF8.GetBytes(topic);
-        var remaining = 2 + t.Length + 2 + payload.Length;
-        var packet = new byte[2 + remaining];
-        packet[0] = 0x32;
-        packet[1] = (byte)remaining;
-        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(2), (ushort)t.Length);
-        t.CopyTo(packet.AsSpan(4));
-        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(4 + t.Length), packetId);
-        payload.CopyTo(packet.AsSpan(6 + t.Length));
-        return packet;
     }
 }

@@ -33,6 +33,11 @@ internal static class BenchmarkProgram
             // Handshake CPU, idle memory and reconnect storm beside Mosquitto (issue 13).
             return ConnectionLoad.RunAsync(connection).GetAwaiter().GetResult();
         }
+        if (args is [ClusterLoad.Command, .. var clusterArgs])
+        {
+            // Cross-node rates, latency and session moves on three nodes beside one (issue 15).
+            return ClusterLoad.RunAsync(clusterArgs).GetAwaiter().GetResult();
+        }
         if (args is ["est-burst", .. var rest])
         {
             // A load tool, not a BenchmarkDotNet benchmark: one burst of EST enrollments (docs/benchmarks.md).

@@ -65,8 +65,10 @@ internal sealed class BrokerFixture : IDisposable
     /// <param name="mosquittoLines">extra lines for mosquitto.conf.</param>
     /// <param name="devices">extra device certificates to issue besides the development PKI's defaults (e.g. the 100
     /// publishers of the fan-in load scenario).</param>
+    /// <param name="pkiFrom">the PKI directory of another fixture to use instead of a new one (the nodes of a cluster
+    /// trust the same devices).</param>
     public static BrokerFixture Start(BrokerTarget target, IEnumerable<string>? omniBrokerArguments = null, IEnumerable<string>? mosquittoLines = null,
-        IEnumerable<DeviceCertificateRequest>? devices = null)
+        IEnumerable<DeviceCertificateRequest>? devices = null, string? pkiFrom = null)
     {
         if (IsMosquitto(target) && !BrokerProcess.MosquittoInstalled)
         {
@@ -85,6 +87,10 @@ internal sealed class BrokerFixture : IDisposable
             {
                 // Created here rather than by the broker so Mosquitto gets the very same certificates; the PKI's URLs
                 // (CRL distribution point, OCSP responder) name the HTTP listener this omnibroker will have.
+                if (pkiFrom is not null)
+                {
+                    CopyDirectory(pkiFrom, pkiDirectory);
+                }
                 using (DevelopmentPki pki = DevelopmentPki.LoadOrCreate(pkiDirectory, new Uri($"http://127.0.0.1:{httpPort}/"), out _))
                 {
                     foreach (DeviceCertificateRequest device in devices ?? [])
@@ -357,6 +363,19 @@ internal sealed class BrokerFixture : IDisposable
         if (System.IO.Directory.Exists(directory))
         {
             System.IO.Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    private static void CopyDirectory(string from, string to)
+    {
+        System.IO.Directory.CreateDirectory(to);
+        foreach (string file in System.IO.Directory.GetFiles(from))
+        {
+            File.Copy(file, Path.Combine(to, Path.GetFileName(file)), overwrite: true);
+        }
+        foreach (string directory in System.IO.Directory.GetDirectories(from))
+        {
+            CopyDirectory(directory, Path.Combine(to, Path.GetFileName(directory)));
         }
     }
 }
