@@ -64,8 +64,31 @@ internal sealed class ClientOwnership(string nodeId, ILogger logger)
         }
     }
 
+    private INatsKVStore? _bucket;
+
+    /// <summary>Whether some node holds a connection of <paramref name="clientId"/> now (its claim is in the bucket);
+    /// false when that cannot be read.</summary>
+    public async Task<bool> IsClaimedAsync(string clientId, CancellationToken cancellationToken)
+    {
+        if (_bucket is not { } bucket)
+        {
+            return false;
+        }
+        try
+        {
+            var entry = await bucket.TryGetEntryAsync<byte[]>(ClusterNames.Hash(clientId), cancellationToken: cancellationToken).ConfigureAwait(false);
+            return entry.Success && entry.Value.Value is { Length: > 0 };
+        }
+        catch (NatsException ex)
+        {
+            logger.OperationFailed("client claim read", ex.Message);
+            return false;
+        }
+    }
+
     public async Task RunWriterAsync(INatsKVStore bucket, CancellationToken cancellationToken)
     {
+        _bucket = bucket;
         await foreach (var (claim, withdraw) in _writes.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
         {
             if (withdraw)

@@ -49,4 +49,7 @@ internal static partial class ClusterLog
 
     [LoggerMessage(EventId = 7023, Level = LogLevel.Warning, Message = "cluster: node {Owner} holding the session of client {ClientId} did not let it go ({Error}): taken from the replica")]
     public static partial void SessionOwnerSilent(this ILogger logger, string clientId, string owner, string error);
+
+    [LoggerMessage(EventId = 7024, Level = LogLevel.Information, Message = "cluster: the delayed will of client {ClientId} of dead node {NodeId} is not published: the client connected again or its session moved")]
+    public static partial void DelayedWillCancelled(this ILogger logger, string clientId, string nodeId);
 }

@@ -149,6 +149,8 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
         await _nats.ConnectAsync().ConfigureAwait(false);
 
         var js = _nats.CreateJetStreamContext();
+        _js = js;
+        _liveness.DelayedWillStillDue = DelayedWillStillDueAsync;
         var kv = js.CreateKeyValueStoreContext();
         INatsKVStore? interest = null, retained = null, nodes = null, wills = null, clients = null;
         await ClusterRetry.RunAsync(_logger, "set-up", async () =>
@@ -267,6 +269,34 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
 
     Task<StoredSessionState?> IClusterLink.TakeMovedSessionAsync(string clientId, CancellationToken cancellationToken) =>
         _moves?.TakeAsync(clientId, cancellationToken) ?? Task.FromResult<StoredSessionState?>(null);
+
+    IDisposable IClusterLink.RegisterDelayedWill(string clientId, StoredMessage will, DateTimeOffset dueAt) =>
+        _liveness.RegisterDelayedWill(MessageCodec.Encode(will), dueAt);
+
+    /// <summary>A dead node's delayed will is still due unless its client is connected somewhere or its session's
+    /// replica was written by another node since (the session moved, and that node owns the will now).</summary>
+    private async Task<bool> DelayedWillStillDueAsync(string clientId, string deadNode, CancellationToken cancellationToken)
+    {
+        if (await _ownership.IsClaimedAsync(clientId, cancellationToken).ConfigureAwait(false))
+        {
+            return false;
+        }
+        if (_js is { } js && _replica is not null)
+        {
+            try
+            {
+                var (_, owner, _) = await new Replica.ReplicaStream(js, NodeId, _options.Replicas).LastAsync(clientId, cancellationToken).ConfigureAwait(false);
+                return owner is null || owner == deadNode;
+            }
+            catch (NatsException ex)
+            {
+                _logger.OperationFailed("session replica read", ex.Message);
+            }
+        }
+        return true;
+    }
+
+    private NATS.Client.JetStream.INatsJSContext? _js;
 
     IDisposable IClusterLink.RegisterWill(string clientId, StoredMessage will) => _liveness.RegisterWill(MessageCodec.Encode(will));
 }

@@ -33,6 +33,23 @@ internal sealed class NodeLiveness(ClusterOptions options, MqttBroker broker, IL
     public int AliveCount => _peers.Values.Count(p => !p.Dead);
 
     /// <summary>Registers a will for publication by the survivors; disposing withdraws it.</summary>
+    /// <summary>Whether a client is still to get its delayed will when due (not connected anywhere, its session not
+    /// taken over by another node); set by the node.</summary>
+    public Func<string, string, CancellationToken, Task<bool>>? DelayedWillStillDue { get; set; }
+
+    /// <summary>A delayed will (an offline session's, due at <paramref name="dueAt"/>): the value is marked 0xFF, then
+    /// the due time in Unix milliseconds, then the message.</summary>
+    public IDisposable RegisterDelayedWill(byte[] will, DateTimeOffset dueAt)
+    {
+        var value = new byte[9 + will.Length];
+        value[0] = DelayedMarker;
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(value.AsSpan(1), dueAt.ToUnixTimeMilliseconds());
+        will.CopyTo(value, 9);
+        return RegisterWill(value);
+    }
+
+    private const byte DelayedMarker = 0xFF;
+
     public IDisposable RegisterWill(byte[] will)
     {
         var key = options.NodeId + "." + _incarnation + "." + Interlocked.Increment(ref _willSequence).ToString(CultureInfo.InvariantCulture);
@@ -174,8 +191,24 @@ internal sealed class NodeLiveness(ClusterOptions options, MqttBroker broker, IL
             {
                 continue;
             }
+            DateTimeOffset? due = null;
+            if (data.Length > 9 && data[0] == DelayedMarker)
+            {
+                due = DateTimeOffset.FromUnixTimeMilliseconds(System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(data.AsSpan(1)));
+                data = data[9..];
+                if (nodeId == options.NodeId)
+                {
+                    // This node's previous run: its restored session holds the delayed will and registers it again.
+                    continue;
+                }
+            }
             if (MessageCodec.TryDecode(data, out var will))
             {
+                if (due is { } at)
+                {
+                    _ = PublishWhenDueAsync(will!, at, nodeId, cancellationToken);
+                    continue;
+                }
                 broker.PublishFromCluster(will!);
                 logger.WillTakenOver(will!.PublisherClientId ?? "?", nodeId, will.Topic);
             }
@@ -184,6 +217,25 @@ internal sealed class NodeLiveness(ClusterOptions options, MqttBroker broker, IL
                 logger.Undecodable("wills bucket");
             }
         }
+    }
+
+    /// <summary>A dead node's delayed will: published by this survivor (the one whose delete won) when due, unless the
+    /// client connected again meanwhile or its session moved to another node, which then owns the will.</summary>
+    private async Task PublishWhenDueAsync(Mqtt.Abstractions.StoredMessage will, DateTimeOffset due, string deadNode, CancellationToken cancellationToken)
+    {
+        var wait = due - time.GetUtcNow();
+        if (wait > TimeSpan.Zero)
+        {
+            await Task.Delay(wait, time, cancellationToken).ConfigureAwait(false);
+        }
+        var clientId = will.PublisherClientId ?? "";
+        if (DelayedWillStillDue is { } stillDue && !await stillDue(clientId, deadNode, cancellationToken).ConfigureAwait(false))
+        {
+            logger.DelayedWillCancelled(clientId, deadNode);
+            return;
+        }
+        broker.PublishFromCluster(will);
+        logger.WillTakenOver(clientId, deadNode, will.Topic);
     }
 
     private sealed class Peer

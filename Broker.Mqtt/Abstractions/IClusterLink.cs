@@ -40,6 +40,11 @@ public interface IClusterLink
     /// 0x8E, as a takeover on one node). Disposing the result ends the claim's watch (the connection closed).</summary>
     IDisposable ClientAttached(string clientId, Action takenOver);
 
+    /// <summary>A closed connection's will waits for its Will Delay Interval (until <paramref name="dueAt"/>) in an offline
+    /// session here: if this node dies meanwhile, another publishes it when due, unless the client is connected again
+    /// by then. Disposing the result withdraws it (published here, cancelled by a reconnect, or the session ended).</summary>
+    IDisposable RegisterDelayedWill(string clientId, StoredMessage will, DateTimeOffset dueAt) => NoRegistration.Instance;
+
     /// <summary>A persistent session of <paramref name="clientId"/> held by another node (a device that moved here
     /// with Clean Start 0), as last replicated: its subscriptions are installed here before the other node lets go, so
     /// that nothing published meanwhile misses it. Null: no other node holds one (a new session).</summary>
@@ -56,3 +61,13 @@ public interface IClusterLink
 /// <summary>A share group on a topic filter (<c>$share/{Group}/{TopicFilter}</c>): the unit that receives each message
 /// once, cluster-wide.</summary>
 public readonly record struct SharedGroupKey(string Group, string TopicFilter);
+
+/// <summary>What a link without clustering returns for registrations.</summary>
+internal sealed class NoRegistration : IDisposable
+{
+    public static readonly NoRegistration Instance = new();
+
+    public void Dispose()
+    {
+    }
+}

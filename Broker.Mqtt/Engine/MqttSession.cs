@@ -106,8 +106,33 @@ internal sealed partial class MqttSession
     /// <summary>Subscriptions by the filter the client sent. Guarded by <see cref="Sync"/>.</summary>
     public Dictionary<string, Subscription> Subscriptions { get; } = new(StringComparer.Ordinal);
 
-    /// <summary>Will of a closed connection waiting for its Will Delay Interval. Guarded by <see cref="Sync"/>.</summary>
-    public PendingWill? DelayedWill { get; set; }
+    /// <summary>Will of a closed connection waiting for its Will Delay Interval. Guarded by <see cref="Sync"/>. In a
+    /// cluster it is registered with the other nodes while it waits (published by one of them should this node die).</summary>
+    public PendingWill? DelayedWill
+    {
+        get => _delayedWill;
+        set
+        {
+            if (ReferenceEquals(value, _delayedWill))
+            {
+                return;
+            }
+            _delayedWillInCluster?.Dispose();
+            _delayedWillInCluster = null;
+            _delayedWill = value;
+            if (value is { Will: var will } && Cluster is { } link && will.Grants.CanPublish(will.Topic, will.Qos, will.Retain))
+            {
+                _delayedWillInCluster = link.RegisterDelayedWill(ClientId, MqttApplicationMessage.Create(will.Topic, will.Payload, will.Qos,
+                    will.Retain, will.Properties, ClientId, value.DueAt).ToStored(), value.DueAt);
+            }
+        }
+    }
+
+    private PendingWill? _delayedWill;
+    private IDisposable? _delayedWillInCluster;
+
+    /// <summary>The other nodes of a cluster (null on a single node); set when the session is created.</summary>
+    public IClusterLink? Cluster { get; init; }
 
     public int QueuedCount
     {

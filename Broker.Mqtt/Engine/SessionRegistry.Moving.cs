@@ -24,7 +24,7 @@ internal sealed partial class SessionRegistry
     public MqttSession? BeginMove(StoredSessionState moved, IClientGrants grants)
     {
         var clientId = moved.Session.ClientId;
-        var session = new MqttSession(clientId, _budget);
+        var session = new MqttSession(clientId, _budget) { Cluster = _router.Cluster };
         lock (_sessionsLock)
         {
             if (!_sessions.TryAdd(clientId, session))

@@ -63,7 +63,7 @@ internal sealed partial class SessionRegistry
                 continue;
             }
 
-            var session = new MqttSession(row.ClientId, _budget);
+            var session = new MqttSession(row.ClientId, _budget) { Cluster = _router.Cluster };
             lock (_sessionsLock)
             {
                 if (!_sessions.TryAdd(row.ClientId, session))

@@ -114,7 +114,7 @@ internal sealed partial class SessionRegistry
 
             if (existing is null)
             {
-                session = new MqttSession(clientId, _budget);
+                session = new MqttSession(clientId, _budget) { Cluster = _router.Cluster };
                 _sessions.Add(clientId, session);
                 Interlocked.Increment(ref _sessionCount);
                 present = false;

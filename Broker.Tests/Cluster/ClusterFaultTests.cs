@@ -190,6 +190,34 @@ public sealed class ClusterFaultTests(ClusterFixture cluster, ITestOutputHelper 
         (await WaitForAsync(onB, m => m.Topic == "cluster/dead/after", 1)).Should().BeTrue("its subscription came along");
     }
 
+    [Fact]
+    public async Task KillNode_OfflineSessionWithDelayedWill_PublishedOnceBySurvivorWhenDue()
+    {
+        var doomed = await cluster.StartNodeAsync("F", 0);
+        await using var watcher = await cluster.ConnectAsync(cluster.A, "dwill-watch-a", "sensor-002");
+        await watcher.SubscribeAsync("cluster/dwill/#", MqttQualityOfServiceLevel.AtLeastOnce);
+        var device = await cluster.ConnectAsync(doomed, "dwill-device", "gw-berlin", o => o
+            .WithCleanStart(false).WithSessionExpiryInterval(600)
+            .WithWillTopic("cluster/dwill/gw-berlin").WithWillPayload(Encoding.UTF8.GetBytes("gone for good"))
+            .WithWillQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).WithWillDelayInterval(6));
+        await WaitForRouteAsync(device, "cluster/dwill/probe");
+        // The device leaves asking for its will (DISCONNECT 0x04): due in 6 s, held by F's offline session meanwhile.
+        await device.Client.DisconnectAsync(new MqttClientDisconnectOptionsBuilder()
+            .WithReason(MqttClientDisconnectOptionsReason.DisconnectWithWillMessage).Build());
+        device.Client.Dispose();
+        await WaitForWillRegisteredAsync("F.");
+
+        var killed = Stopwatch.StartNew();
+        await doomed.Process.KillAsync();
+        var published = await WaitForAsync(watcher, m => m.Topic == "cluster/dwill/gw-berlin", 1, TimeSpan.FromSeconds(60));
+        output.WriteLine($"delayed will (6 s) of the killed node's offline session published {killed.ElapsedMilliseconds} ms after kill -9");
+
+        published.Should().BeTrue(cluster.Describe());
+        killed.Elapsed.Should().BeGreaterThan(TimeSpan.FromSeconds(4), "not before its delay (6 s from the DISCONNECT) has passed");
+        await Task.Delay(1500);
+        watcher.Received.Count(m => m.Topic == "cluster/dwill/gw-berlin").Should().Be(1, "exactly one survivor publishes it");
+    }
+
     /// <summary>Reads the wills bucket over NATS until a will of the node (key prefix) is there.</summary>
     private async Task WaitForWillRegisteredAsync(string keyPrefix)
     {
