@@ -87,6 +87,7 @@ internal sealed class SessionMoves(string nodeId, MqttBroker broker, SessionRepl
     }
 
     /// <summary>The session of <paramref name="clientId"/> when another node wrote it last.</summary>
+    /// <exception cref="StoreUnavailableException">the replica cannot be read (NATS unreachable).</exception>
     public async Task<StoredSessionState?> FindAsync(string clientId, CancellationToken cancellationToken)
     {
         if (_js is null)
@@ -105,8 +106,10 @@ internal sealed class SessionMoves(string nodeId, MqttBroker broker, SessionRepl
         }
         catch (Exception ex) when (ex is NatsException or InvalidDataException)
         {
+            // A new session here now would later fence the device's real one elsewhere and lose what it holds: the
+            // device is refused (Server unavailable) and tries again.
             logger.OperationFailed("session replica read", ex.Message);
-            return null;
+            throw new StoreUnavailableException("the cluster's session replica cannot be read: " + ex.Message, ex);
         }
     }
 

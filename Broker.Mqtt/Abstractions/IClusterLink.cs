@@ -47,7 +47,8 @@ public interface IClusterLink
 
     /// <summary>A persistent session of <paramref name="clientId"/> held by another node (a device that moved here
     /// with Clean Start 0), as last replicated: its subscriptions are installed here before the other node lets go, so
-    /// that nothing published meanwhile misses it. Null: no other node holds one (a new session).</summary>
+    /// that nothing published meanwhile misses it. Null: no other node holds one (a new session). Throws
+    /// <see cref="StoreUnavailableException"/> when that cannot be known now (the client is refused: Server unavailable).</summary>
     Task<StoredSessionState?> FindMovedSessionAsync(string clientId, CancellationToken cancellationToken) =>
         Task.FromResult<StoredSessionState?>(null);
 

@@ -177,9 +177,16 @@ internal sealed partial class MqttConnection
                         if (!_connected && packet is ConnectPacket { CleanStart: false, ClientId.Length: > 0 } moving && _broker.Cluster is not null)
                         {
                             // Cluster: the client's persistent session may be on another node; it moves here first.
-                            await _broker.PrepareMovedSessionAsync(new MqttClientInfo(moving.ClientId, moving.ProtocolVersion,
-                                _context.Features.Get<IClientIdentityFeature>()?.Certificate, RemoteEndPoint, moving.UserName),
-                                _context.ConnectionClosed).ConfigureAwait(false);
+                            try
+                            {
+                                await _broker.PrepareMovedSessionAsync(new MqttClientInfo(moving.ClientId, moving.ProtocolVersion,
+                                    _context.Features.Get<IClientIdentityFeature>()?.Certificate, RemoteEndPoint, moving.UserName),
+                                    _context.ConnectionClosed).ConfigureAwait(false);
+                            }
+                            catch (StoreUnavailableException ex)
+                            {
+                                _sessionUnavailable = ex.Message;
+                            }
                         }
                         if (!HandlePacket(packet))
                         {
@@ -350,6 +357,9 @@ internal sealed partial class MqttConnection
 
     // ------------------------------------------------------------------ CONNECT (§3.1)
 
+    /// <summary>Set when the client's session could not be looked for in the cluster: the CONNECT is refused.</summary>
+    private string? _sessionUnavailable;
+
     private bool HandleConnect(ConnectPacket connect)
     {
         _version = connect.ProtocolVersion;
@@ -375,6 +385,10 @@ internal sealed partial class MqttConnection
             return Refuse(clientId, MqttReasonCode.NotAuthorized, decision.Reason);
         }
         _grants = decision.Grants!;
+        if (_sessionUnavailable is { } unavailable)
+        {
+            return Refuse(clientId, MqttReasonCode.ServerUnavailable, unavailable);
+        }
         if (!_broker.Limits.TryOpenConnection(clientId))
         {
             return Refuse(clientId, MqttReasonCode.QuotaExceeded, "the broker holds Mqtt:MaxConnections connections");
