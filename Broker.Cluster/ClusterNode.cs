@@ -30,6 +30,8 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
     private readonly ClientOwnership _ownership;
     private readonly RetainedSync _retained;
     private readonly NodeLiveness _liveness;
+    private readonly ClusterAdmin _admin;
+    private INatsKVStore? _clientsBucket;
     private readonly CancellationTokenSource _stopping = new();
     private CancellationTokenSource _resync = new();
     private NatsConnection? _nats;
@@ -54,6 +56,7 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
         _ownership = new ClientOwnership(options.NodeId, _logger);
         _retained = new RetainedSync(broker, _logger);
         _liveness = new NodeLiveness(options, broker, _logger, time);
+        _admin = new ClusterAdmin(options.NodeId, broker, _logger);
         _metrics = new ClusterMetrics(meterFactory, this);
     }
 
@@ -132,6 +135,7 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
             clients = await kv.CreateOrUpdateStoreAsync(Bucket(ClusterNames.ClientsBucket), cancellationToken).ConfigureAwait(false);
         }, cancellationToken).ConfigureAwait(false);
 
+        _clientsBucket = clients;
         var stop = _stopping.Token;
         _running = Task.WhenAll(
             Run(() => _interest.RunWriterAsync(interest!, stop)),
@@ -146,7 +150,8 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
             Run(() => _liveness.RunHeartbeatAsync(nodes!, stop)),
             Run(() => _liveness.RunWatchAsync(nodes!, () => _resync.Token, stop)),
             Run(() => _liveness.RunCheckAsync(stop)),
-            Run(() => _liveness.RunWillsAsync(wills!, stop)));
+            Run(() => _liveness.RunWillsAsync(wills!, stop)),
+            Run(() => _admin.RunResponderAsync(_nats, stop)));
         _logger.Joined(_options.NodeId, _options.Urls, _options.Replicas, _options.NodeTimeout);
     }
 
@@ -168,6 +173,19 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
             // The node stops.
         }
     });
+
+    /// <summary>Every client connected anywhere in the cluster, with its node (the <c>omni_clients</c> bucket).</summary>
+    public Task<IReadOnlyList<ClusterClient>> ListClientsAsync(CancellationToken cancellationToken) =>
+        ClusterAdmin.ListAsync(_clientsBucket ?? throw NotStarted(), cancellationToken);
+
+    /// <summary>Disconnects a client (0x98) on whichever node holds it.</summary>
+    public Task<ClusterDisconnectResult> DisconnectClientAsync(string clientId, CancellationToken cancellationToken) =>
+        _admin.DisconnectAsync(_nats ?? throw NotStarted(), _clientsBucket ?? throw NotStarted(), clientId, cancellationToken);
+
+    /// <summary>Longest wait for another node's answer to a disconnect request.</summary>
+    public static TimeSpan AdminRequestTimeout => ClusterAdmin.RequestTimeout;
+
+    private static InvalidOperationException NotStarted() => new("the cluster node has not started");
 
     public async Task StopAsync()
     {
