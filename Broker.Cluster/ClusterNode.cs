@@ -89,16 +89,9 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         _broker.Cluster = this;
-        var opts = NatsOpts.Default with
-        {
-            Url = _options.Urls,
-            Name = "omnibroker-" + _options.NodeId,
-            RetryOnInitialConnect = true,
-            MaxReconnectRetry = -1,
-            ReconnectWaitMin = TimeSpan.FromMilliseconds(200),
-            ReconnectWaitMax = TimeSpan.FromSeconds(2),
-            AuthOpts = NatsAuthOpts.Default with { Username = _options.User, Password = _options.Password },
-        };
+        // A wrong CA, client certificate or credentials file stops start-up here rather than retrying forever.
+        await NatsConnectionFactory.ProbeAsync(_options, cancellationToken).ConfigureAwait(false);
+        var opts = NatsConnectionFactory.Options(_options);
         _nats = new NatsConnection(opts);
         _nats.ConnectionDisconnected += (_, args) =>
         {
