@@ -38,6 +38,12 @@ internal static partial class ClusterLog
     [LoggerMessage(EventId = 7010, Level = LogLevel.Information, Message = "cluster: client {ClientId} connected on another node with a later claim: its connection here is taken over (0x8E)")]
     public static partial void ClientTakenOver(this ILogger logger, string clientId);
 
+    [LoggerMessage(EventId = 7011, Level = LogLevel.Information, Message = "cluster: client {ClientId} disconnected at the request of another node's admin API")]
+    public static partial void AdminDisconnected(this ILogger logger, string clientId);
+
+    [LoggerMessage(EventId = 7012, Level = LogLevel.Warning, Message = "cluster: node {NodeId}, which holds client {ClientId}, did not answer the admin disconnect request")]
+    public static partial void AdminNoAnswer(this ILogger logger, string nodeId, string clientId);
+
     [LoggerMessage(EventId = 7020, Level = LogLevel.Warning, Message = "cluster: the session of client {ClientId} was taken over by {Owner}: this node writes nothing more to it (fenced)")]
     public static partial void ReplicaFenced(this ILogger logger, string clientId, string owner);
 

@@ -34,6 +34,8 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
     private readonly ClientOwnership _ownership;
     private readonly RetainedSync _retained;
     private readonly NodeLiveness _liveness;
+    private readonly ClusterAdmin _admin;
+    private INatsKVStore? _clientsBucket;
     private readonly CancellationTokenSource _stopping = new();
     private CancellationTokenSource _resync = new();
     private NatsConnection? _nats;
@@ -59,6 +61,7 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
         _ownership = new ClientOwnership(options.NodeId, _logger);
         _retained = new RetainedSync(broker, _logger);
         _liveness = new NodeLiveness(options, broker, _logger, time);
+        _admin = new ClusterAdmin(options.NodeId, broker, _logger);
         _metrics = new ClusterMetrics(meterFactory, this);
         _replica = replica;
         if (replica is not null)
@@ -116,16 +119,9 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         _broker.Cluster = this;
-        var opts = NatsOpts.Default with
-        {
-            Url = _options.Urls,
-            Name = "omnibroker-" + _options.NodeId,
-            RetryOnInitialConnect = true,
-            MaxReconnectRetry = -1,
-            ReconnectWaitMin = TimeSpan.FromMilliseconds(200),
-            ReconnectWaitMax = TimeSpan.FromSeconds(2),
-            AuthOpts = NatsAuthOpts.Default with { Username = _options.User, Password = _options.Password },
-        };
+        // A wrong CA, client certificate or credentials file stops start-up here rather than retrying forever.
+        await NatsConnectionFactory.ProbeAsync(_options, cancellationToken).ConfigureAwait(false);
+        var opts = NatsConnectionFactory.Options(_options);
         _nats = new NatsConnection(opts);
         _nats.ConnectionDisconnected += (_, args) =>
         {
@@ -164,6 +160,7 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
             clients = await kv.CreateOrUpdateStoreAsync(Bucket(ClusterNames.ClientsBucket), cancellationToken).ConfigureAwait(false);
         }, cancellationToken).ConfigureAwait(false);
 
+        _clientsBucket = clients;
         var stop = _stopping.Token;
         _running = Task.WhenAll(
             Run(() => _interest.RunWriterAsync(interest!, stop)),
@@ -180,7 +177,8 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
             Run(() => _liveness.RunCheckAsync(stop)),
             Run(() => _liveness.RunWillsAsync(wills!, stop)),
             Run(() => _replica?.RunAsync(js, _options.Replicas, stop) ?? Task.CompletedTask),
-            Run(() => _moves?.RunAsync(_nats, js, stop) ?? Task.CompletedTask));
+            Run(() => _moves?.RunAsync(_nats, js, stop) ?? Task.CompletedTask),
+            Run(() => _admin.RunResponderAsync(_nats, stop)));
         _logger.Joined(_options.NodeId, _options.Urls, _options.Replicas, _options.NodeTimeout);
     }
 
@@ -202,6 +200,19 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
             // The node stops.
         }
     });
+
+    /// <summary>Every client connected anywhere in the cluster, with its node (the <c>omni_clients</c> bucket).</summary>
+    public Task<IReadOnlyList<ClusterClient>> ListClientsAsync(CancellationToken cancellationToken) =>
+        ClusterAdmin.ListAsync(_clientsBucket ?? throw NotStarted(), cancellationToken);
+
+    /// <summary>Disconnects a client (0x98) on whichever node holds it.</summary>
+    public Task<ClusterDisconnectResult> DisconnectClientAsync(string clientId, CancellationToken cancellationToken) =>
+        _admin.DisconnectAsync(_nats ?? throw NotStarted(), _clientsBucket ?? throw NotStarted(), clientId, cancellationToken);
+
+    /// <summary>Longest wait for another node's answer to a disconnect request.</summary>
+    public static TimeSpan AdminRequestTimeout => ClusterAdmin.RequestTimeout;
+
+    private static InvalidOperationException NotStarted() => new("the cluster node has not started");
 
     public async Task StopAsync()
     {

@@ -15,12 +15,17 @@ public sealed partial class ClusterOptions
     public const string NodeIdKey = "Cluster:NodeId";
     public const string UserKey = "Cluster:Nats:User";
     public const string PasswordKey = "Cluster:Nats:Password";
+    public const string TlsCaFileKey = "Cluster:Nats:TlsCaFile";
+    public const string TlsCertFileKey = "Cluster:Nats:TlsCertFile";
+    public const string TlsKeyFileKey = "Cluster:Nats:TlsKeyFile";
+    public const string CredsFileKey = "Cluster:Nats:CredsFile";
+    public const string NKeyFileKey = "Cluster:Nats:NKeyFile";
     public const string ReplicasKey = "Cluster:Replicas";
     public const string NodeTimeoutKey = "Cluster:NodeTimeout";
     public const string ForwardTimeoutKey = "Cluster:ForwardTimeout";
 
     private static readonly string[] s_knownKeys = ["NodeId", "Nats", "Replicas", "NodeTimeout", "ForwardTimeout"];
-    private static readonly string[] s_knownNatsKeys = ["Urls", "User", "Password"];
+    private static readonly string[] s_knownNatsKeys = ["Urls", "User", "Password", "TlsCaFile", "TlsCertFile", "TlsKeyFile", "CredsFile", "NKeyFile"];
 
     /// <summary>NATS server URLs (nats:// or tls://), comma separated; any one is enough to join.</summary>
     public required string Urls { get; init; }
@@ -31,6 +36,22 @@ public sealed partial class ClusterOptions
     public string? User { get; init; }
 
     public string? Password { get; init; }
+
+    /// <summary>PEM CA bundle that signs the NATS servers' certificates (else the system's trust store).</summary>
+    public string? TlsCaFile { get; init; }
+
+    /// <summary>PEM client certificate and key presented to NATS servers that verify clients (both or neither).</summary>
+    public string? TlsCertFile { get; init; }
+
+    public string? TlsKeyFile { get; init; }
+
+    /// <summary>NATS credentials file (.creds: user JWT and NKey seed), or a file holding an NKey seed alone.</summary>
+    public string? CredsFile { get; init; }
+
+    public string? NKeyFile { get; init; }
+
+    /// <summary>Any TLS setting: the connection must then be TLS whatever the URL scheme.</summary>
+    public bool UsesTls => TlsCaFile is not null || TlsCertFile is not null;
 
     /// <summary>Replicas of every stream and bucket (1 for a single nats-server, 3 for a three-server cluster).</summary>
     public int Replicas { get; init; } = 1;
@@ -96,6 +117,19 @@ public sealed partial class ClusterOptions
         {
             errors.Add($"{NodeIdKey}: '{nodeId}' must be 1 to 32 letters, digits, '-' or '_'");
         }
+        var caFile = ExistingFile(configuration, TlsCaFileKey, errors);
+        var certFile = ExistingFile(configuration, TlsCertFileKey, errors);
+        var keyFile = ExistingFile(configuration, TlsKeyFileKey, errors);
+        var credsFile = ExistingFile(configuration, CredsFileKey, errors);
+        var nkeyFile = ExistingFile(configuration, NKeyFileKey, errors);
+        if (string.IsNullOrWhiteSpace(configuration[TlsCertFileKey]) != string.IsNullOrWhiteSpace(configuration[TlsKeyFileKey]))
+        {
+            errors.Add($"{(certFile is null ? TlsCertFileKey : TlsKeyFileKey)}: required with {(certFile is null ? TlsKeyFileKey : TlsCertFileKey)} (a client certificate needs its key)");
+        }
+        if (!string.IsNullOrWhiteSpace(configuration[CredsFileKey]) && !string.IsNullOrWhiteSpace(configuration[NKeyFileKey]))
+        {
+            errors.Add($"{NKeyFileKey}: set with {CredsFileKey}; use one (a .creds file holds its own NKey seed)");
+        }
         var replicas = ParseInt(configuration, ReplicasKey, 1, 1, 5, errors);
         var nodeTimeout = ParseDuration(configuration, NodeTimeoutKey, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(1), errors);
         var forwardTimeout = ParseDuration(configuration, ForwardTimeoutKey, TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(100), errors);
@@ -109,10 +143,31 @@ public sealed partial class ClusterOptions
             NodeId = nodeId!,
             User = configuration[UserKey],
             Password = configuration[PasswordKey],
+            TlsCaFile = caFile,
+            TlsCertFile = certFile,
+            TlsKeyFile = keyFile,
+            CredsFile = credsFile,
+            NKeyFile = nkeyFile,
             Replicas = replicas,
             NodeTimeout = nodeTimeout,
             ForwardTimeout = forwardTimeout,
         };
+    }
+
+    /// <summary>A file named by <paramref name="key"/> (null when unset); a missing file is one error naming the key.</summary>
+    private static string? ExistingFile(IConfiguration configuration, string key, List<string> errors)
+    {
+        var path = configuration[key];
+        if (string.IsNullOrWhiteSpace(path))
+        {
+            return null;
+        }
+        if (!File.Exists(path))
+        {
+            errors.Add($"{key}: file '{path}' does not exist");
+            return null;
+        }
+        return Path.GetFullPath(path);
     }
 
     private static int ParseInt(IConfiguration configuration, string key, int fallback, int min, int max, List<string> errors)

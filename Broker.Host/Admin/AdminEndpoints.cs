@@ -8,6 +8,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using OmniBroker.Cluster;
 using OmniBroker.Host.Metrics;
 using OmniBroker.Mqtt.Engine;
 using OmniBroker.Mqtt.Packets;
@@ -61,7 +62,7 @@ public static class AdminEndpoints
         var api = endpoints.MapGroup("/api");
         api.AddEndpointFilter(new AdminAccessFilter(options, authorizer, endpoints.ServiceProvider.GetService<AdminMetrics>(), logger));
 
-        api.MapGet("/clients", (HttpContext http) =>
+        api.MapGet("/clients", async (HttpContext http) =>
         {
             var broker = http.RequestServices.GetService<MqttBroker>();
             if (broker is null)
@@ -69,12 +70,11 @@ public static class AdminEndpoints
                 return NoBroker();
             }
 
-            var clients = broker.GetConnectedClients().Select(AdminClient.From).OrderBy(c => c.Id, StringComparer.Ordinal).ToList();
-            return Results.Json(clients);
+            return Results.Json(await AdminClusterView.ListAsync(broker, http.RequestServices.GetService<ClusterNode>(), http.RequestAborted));
         }).WithDisplayName("Admin: list clients");
 
         // Catch-all so client ids containing '/' can be addressed; Kestrel leaves %2F encoded in the path.
-        api.MapDelete("/clients/{**id}", (string id, HttpContext http) =>
+        api.MapDelete("/clients/{**id}", async (string id, HttpContext http) =>
         {
             var broker = http.RequestServices.GetService<MqttBroker>();
             if (broker is null)
@@ -83,6 +83,13 @@ public static class AdminEndpoints
             }
 
             id = id.Replace("%2F", "/", StringComparison.OrdinalIgnoreCase);
+            if (http.RequestServices.GetService<ClusterNode>() is { } cluster)
+            {
+                // Wherever the client is connected: here, or the node its claim in omni_clients names.
+                var result = await cluster.DisconnectClientAsync(id, http.RequestAborted);
+                AdminLog.ClusterDisconnect(logger, id, result.ToString(), http.Connection.RemoteIpAddress);
+                return AdminClusterView.Status(result, id);
+            }
             if (!broker.DisconnectClient(id, MqttReasonCode.AdministrativeAction))
             {
                 AdminLog.ClientNotFound(logger, id);

@@ -25,4 +25,8 @@ internal static partial class AdminLog
     [LoggerMessage(EventId = 5104, EventName = "AdminNoAuthorizer", Level = LogLevel.Warning,
         Message = "HTTP listener is not loopback-only and no admin authorizer is configured: every admin API request will be refused")]
     public static partial void NoAuthorizer(ILogger logger);
+
+    [LoggerMessage(EventId = 5105, EventName = "AdminClusterDisconnect", Level = LogLevel.Information,
+        Message = "Admin API cluster-wide disconnect of {ClientId}: {Result} (requested from {RemoteAddress})")]
+    public static partial void ClusterDisconnect(ILogger logger, string clientId, string result, IPAddress? remoteAddress);
 }

@@ -5,7 +5,7 @@ using OmniBroker.Mqtt.Packets;
 namespace OmniBroker.Host.Admin;
 
 /// <summary>One connected client as GET /api/clients returns it. Certificate fields are null for a client
-/// without a certificate (only possible when the engine is run without RequireClientIdentity).</summary>
+/// without a certificate (only possible when the engine is run without RequireClientIdentity). Node: the cluster node holding the connection (null on a single node).</summary>
 internal sealed record AdminClient(
     string Id,
     string? RemoteAddress,
@@ -15,8 +15,12 @@ internal sealed record AdminClient(
     string? Issuer,
     string? SerialNumber,
     string? Sha256Fingerprint,
-    DateTimeOffset? NotAfter)
+    DateTimeOffset? NotAfter,
+    string? Node = null)
 {
+    /// <summary>A client connected on another node of the cluster: only its id and node are known here.</summary>
+    public static AdminClient Remote(string id, string node) => new(id, null, "", default, null, null, null, null, null, node);
+
     public static AdminClient From(ConnectedClientInfo c)
     {
         var cert = c.Certificate;

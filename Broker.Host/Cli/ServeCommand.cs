@@ -96,6 +96,13 @@ internal static class ServeCommand
                 await CliCommands.Error(parseResult).WriteLineAsync($"omnibroker: cannot listen: {ex.Message}").ConfigureAwait(false);
                 return CliCommands.ExitFailure;
             }
+            catch (OmniBroker.Cluster.ClusterConnectException ex)
+            {
+                // TLS or credentials refused by NATS: retrying cannot help.
+                await StopQuietlyAsync(app).ConfigureAwait(false);
+                await CliCommands.Error(parseResult).WriteLineAsync($"omnibroker: cluster: {ex.Message}").ConfigureAwait(false);
+                return CliCommands.ExitFailure;
+            }
             catch (StateStoreException ex)
             {
                 // Found damaged while restoring: nothing was written to it.

@@ -36,6 +36,34 @@ public sealed class ClusterOptionsTests
     }
 
     [Fact]
+    public void Load_MissingTlsAndCredsFiles_OneErrorPerKey()
+    {
+        var (options, errors) = Load(("Cluster:Nats:Urls", "tls://127.0.0.1:4222"), ("Cluster:NodeId", "n1"),
+            ("Cluster:Nats:TlsCaFile", "/nonexistent/ca.crt"), ("Cluster:Nats:TlsCertFile", "/nonexistent/c.crt"),
+            ("Cluster:Nats:TlsKeyFile", "/nonexistent/c.key"), ("Cluster:Nats:CredsFile", "/nonexistent/n.creds"));
+        options.Should().BeNull();
+        errors.Should().HaveCount(4).And.OnlyContain(e => e.Contains("does not exist", StringComparison.Ordinal));
+        errors.Select(e => e[..e.IndexOf(": ", StringComparison.Ordinal)]).Should().BeEquivalentTo(
+            "Cluster:Nats:TlsCaFile", "Cluster:Nats:TlsCertFile", "Cluster:Nats:TlsKeyFile", "Cluster:Nats:CredsFile");
+    }
+
+    [Fact]
+    public void Load_CertWithoutKey_ErrorNamesKeyFile()
+    {
+        var cert = Path.GetTempFileName();
+        try
+        {
+            var (options, errors) = Load(("Cluster:Nats:Urls", "tls://127.0.0.1:4222"), ("Cluster:NodeId", "n1"), ("Cluster:Nats:TlsCertFile", cert));
+            options.Should().BeNull();
+            errors.Should().ContainSingle().Which.Should().StartWith("Cluster:Nats:TlsKeyFile: required with Cluster:Nats:TlsCertFile");
+        }
+        finally
+        {
+            File.Delete(cert);
+        }
+    }
+
+    [Fact]
     public void Load_BadValues_EveryErrorNamesItsKey()
     {
         var (options, errors) = Load(("Cluster:Nats:Urls", "http://x"), ("Cluster:NodeId", "no spaces"), ("Cluster:Replicas", "9"),
