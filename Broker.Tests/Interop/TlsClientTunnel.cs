@@ -171,18 +171,22 @@ public sealed class TlsClientTunnel : IAsyncDisposable
             return;
         }
 
+        // Not disposed: a copy thread may still cancel it after this method gave up waiting for it (cancelling a disposed
+        // source crashed the test process); it holds no timer.
+        var brokerGone = new CancellationTokenSource();
+        Task down, up;
         await using (broker)
         {
             using var clientStream = new NetworkStream(client, ownsSocket: false);
-            var brokerGone = new CancellationTokenSource();
-            var down = BrokerToClientAsync(broker, client, clientStream, brokerGone);
-            var up = ClientToBrokerAsync(clientStream, broker, brokerGone.Token);
-            var first = await Task.WhenAny(down, up);
+            down = BrokerToClientAsync(broker, client, clientStream, brokerGone);
+            up = ClientToBrokerAsync(clientStream, broker, brokerGone.Token);
+            await Task.WhenAny(down, up);
             // One side finished: give the other a bounded time to finish its half-close, then drop it.
             await Task.WhenAny(Task.WhenAll(down, up), Task.Delay(s_halfCloseLimit, _stop.Token).ContinueWith(_ => { }, TaskScheduler.Default));
-            brokerGone.Dispose();
         }
         client.Dispose();
+        // The copy threads end once their streams are gone.
+        await Task.WhenAll(down, up).WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
 
     /// <summary>Runs a copy loop on its own thread with blocking I/O: the test process's thread pool is shared with
