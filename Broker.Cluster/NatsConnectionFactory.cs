@@ -18,13 +18,7 @@ internal static class NatsConnectionFactory
         MaxReconnectRetry = -1,
         ReconnectWaitMin = TimeSpan.FromMilliseconds(200),
         ReconnectWaitMax = TimeSpan.FromSeconds(2),
-        AuthOpts = NatsAuthOpts.Default with
-        {
-            Username = options.User,
-            Password = options.Password,
-            CredsFile = options.CredsFile,
-            NKeyFile = options.NKeyFile,
-        },
+        AuthOpts = Auth(options),
         TlsOpts = NatsTlsOpts.Default with
         {
             Mode = options.UsesTls ? TlsMode.Require : TlsMode.Auto,
@@ -33,6 +27,20 @@ internal static class NatsConnectionFactory
             KeyFile = options.TlsKeyFile,
         },
     };
+
+    private static NatsAuthOpts Auth(ClusterOptions options)
+    {
+        var auth = NatsAuthOpts.Default with { Username = options.User, Password = options.Password, CredsFile = options.CredsFile };
+        if (options.NKeyFile is { } file)
+        {
+            // NATS.Net's own NKeyFile option left the login hanging against nats-server 2.9 (no error, never joined): the
+            // seed is read here, and NATS.Net signs the server's nonce with it and announces its public key.
+            var seed = File.ReadAllText(file).Trim();
+            using var pair = NATS.NKeys.KeyPair.FromSeed(seed);
+            auth = auth with { Seed = seed, NKey = pair.GetPublicKey() };
+        }
+        return auth;
+    }
 
     /// <summary>One connection attempt without retries. Throws <see cref="ClusterConnectException"/> when the servers
     /// refuse this node's TLS handshake or credentials; returns otherwise (connected, or not reachable: the node's own

@@ -34,6 +34,22 @@ public sealed class NatsTlsTests : IDisposable
     }
 
     [Fact]
+    public async Task Start_TlsAndNKeySeedFile_NodeJoinsAsTheNKeyUser()
+    {
+        var pki = Pki.Create(_root, "nkey");
+        var user = NATS.NKeys.KeyPair.CreatePair(NATS.NKeys.PrefixByte.User);
+        var seedFile = Path.Combine(_root, "user.nk");
+        File.WriteAllText(seedFile, user.GetSeed() + "\n");
+        using var nats = await TlsNatsServer.StartAsync(_root, pki, nkeyUser: user.GetPublicKey());
+
+        using var node = await BrokerHostProcess.StartAsync(Data("nkey-node"), BrokerHostProcess.FreePort(), Policies(),
+            [.. NodeArgs(nats.Port, pki.CaFile, pki), "--Cluster:Nats:NKeyFile=" + seedFile]);
+
+        (await node.WaitForLineAsync(l => l.Contains("[7000]", StringComparison.Ordinal), TimeSpan.FromSeconds(60)))
+            .Should().Contain("tls://127.0.0.1", "the server admits only that NKey user");
+    }
+
+    [Fact]
     public async Task Start_WrongCa_ExitsWithOneLineNamingTlsKeys()
     {
         var pki = Pki.Create(_root, "good");
@@ -120,7 +136,8 @@ public sealed class NatsTlsTests : IDisposable
 
         public int Port { get; }
 
-        public static async Task<TlsNatsServer> StartAsync(string root, Pki pki)
+        /// <param name="nkeyUser">when set, the only user the server admits (an NKey public key).</param>
+        public static async Task<TlsNatsServer> StartAsync(string root, Pki pki, string? nkeyUser = null)
         {
             var port = BrokerHostProcess.FreePort();
             var store = Directory.CreateDirectory(Path.Combine(root, "js-" + port.ToString(CultureInfo.InvariantCulture))).FullName;
@@ -134,6 +151,7 @@ public sealed class NatsTlsTests : IDisposable
                   ca_file: "{{pki.CaFile}}"
                   verify: true
                 }
+                {{(nkeyUser is null ? "" : "authorization { users: [ { nkey: \"" + nkeyUser + "\" } ] }")}}
                 """);
             var start = new ProcessStartInfo(NatsServerCluster.Executable)
             {

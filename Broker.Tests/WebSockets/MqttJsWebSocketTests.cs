@@ -123,7 +123,13 @@ public sealed class MqttJsWebSocketTests
         // MQTT.js reports the CONNACK reason code: 0x87 Not authorized, as on the TLS listener.
         error.GetProperty("code").GetInt32().Should().Be(0x87, error.ToString());
         var closed = await broker.Logs.WaitForAsync(e => e.EventId.Id == 6105);
-        closed.Value("CloseStatus").Should().Be(nameof(WebSocketCloseStatus.PolicyViolation), closed.Message);
+        // MQTT.js destroys its socket as soon as it reads the refusing CONNACK: on a loaded machine that can beat the
+        // broker's Close frame, and then there is no close to report (seen once in CI). When the broker's Close went
+        // out, it mirrors the refusal.
+        if (closed.Value("CloseStatus") is { } status)
+        {
+            status.Should().Be(nameof(WebSocketCloseStatus.PolicyViolation), closed.Message);
+        }
     }
 
     private static async Task<IReadOnlyList<CapturedLog>> WaitForCountAsync(TestBroker broker, Func<CapturedLog, bool> predicate, int count)
