@@ -214,36 +214,29 @@ public sealed class SessionReplica : ISessionStore
             {
                 batch.Add(entry);
             }
-            var work = new List<Task<bool>>();
             var rejected = false;
             foreach (var entry in batch)
             {
                 var client = Client(entry.ClientId);
-                if (entry.Released is { } released)
+                if (entry.Released is not null || entry.TakeOver)
                 {
-                    if (byClient.Remove(entry.ClientId, out var pending))
-                    {
-                        work.Add(WriteAsync(stream, entry.ClientId, client, pending, cancellationToken));
-                        rejected |= (await Task.WhenAll(work).ConfigureAwait(false)).Contains(true);
-                        work.Clear();
-                    }
-                    client.Fenced = true;
-                    client.State.Reset();
-                    client.LastSequence = null;
-                    released.TrySetResult();
-                    continue;
-                }
-                if (entry.TakeOver)
-                {
-                    // Operations of the client queued before the mark go out first, then the take-over.
+                    // The client's operations queued before the mark go out first, then the mark applies.
                     if (byClient.Remove(entry.ClientId, out var before))
                     {
-                        work.Add(WriteAsync(stream, entry.ClientId, client, before, cancellationToken));
-                        rejected |= (await Task.WhenAll(work).ConfigureAwait(false)).Contains(true);
-                        work.Clear();
+                        rejected |= await WriteAsync(stream, entry.ClientId, client, before, cancellationToken).ConfigureAwait(false);
                     }
-                    client.TakeOver = true;
-                    client.Fenced = false;
+                    if (entry.Released is { } released)
+                    {
+                        client.Fenced = true;
+                        client.State.Reset();
+                        client.LastSequence = null;
+                        released.TrySetResult();
+                    }
+                    else
+                    {
+                        client.TakeOver = true;
+                        client.Fenced = false;
+                    }
                     continue;
                 }
                 highest = entry.Position;
@@ -254,11 +247,9 @@ public sealed class SessionReplica : ISessionStore
                 }
                 operations.Add(entry.Operation!);
             }
-            foreach (var (clientId, operations) in byClient)
-            {
-                work.Add(WriteAsync(stream, clientId, Client(clientId), operations, cancellationToken));
-            }
-            rejected |= (await Task.WhenAll(work).ConfigureAwait(false)).Contains(true);
+            // One entry per client, all clients at once.
+            var written = await Task.WhenAll(byClient.Select(c => WriteAsync(stream, c.Key, Client(c.Key), c.Value, cancellationToken))).ConfigureAwait(false);
+            rejected |= written.Contains(true);
             if (highest > 0)
             {
                 Confirm(lowest, highest, rejected);

@@ -112,12 +112,8 @@ public sealed class MqttBroker : IAsyncDisposable, IMqttStateSource
     /// (or, full for the slow-subscriber timeout, is handled as slow): the caller reads its inbox no faster than the
     /// subscribers take, and (strict durability) once the persistent sessions' copies are committed: the caller
     /// acknowledges its inbox after that, so a crash in between has the inbox deliver it again rather than lose it.
-    /// Returns the number of local recipients.</summary>
-    public ValueTask<int> DeliverFromClusterAsync(StoredMessage message, CancellationToken cancellationToken = default) =>
-        DeliverFromClusterAsync(message, sharedGroups: null, cancellationToken);
-
-    /// <summary>As <see cref="DeliverFromClusterAsync(StoredMessage, CancellationToken)"/>; of the matching share groups
-    /// only <paramref name="sharedGroups"/> receive it (the sending node chose this node for them; null: all).</summary>
+    /// Of the matching share groups only <paramref name="sharedGroups"/> receive it (the sending node chose this node
+    /// for them; null: all). Returns the number of local recipients.</summary>
     public async ValueTask<int> DeliverFromClusterAsync(StoredMessage message, IReadOnlySet<SharedGroupKey>? sharedGroups,
         CancellationToken cancellationToken = default)
     {

@@ -1,5 +1,3 @@
-using OmniBroker.Mqtt.Abstractions;
-
 namespace OmniBroker.Mqtt.Engine;
 
 /// <summary>
@@ -25,20 +23,9 @@ internal sealed partial class SessionRegistry
                 {
                     return false;
                 }
-                _sessions.Remove(clientId);
-                Interlocked.Decrement(ref _sessionCount);
-                _offline.Remove(session);
-                foreach (var subscription in session.Subscriptions.Values)
-                {
-                    _router.Subscriptions.Remove(subscription);
-                }
-                session.Subscriptions.Clear();
-                session.DelayedWill = null;
-                session.Store?.Append(new SessionDeleted(session.ClientId));
-                session.SetStoreLocked(null);
-                ForgetConnectedWillLocked(session);
-                session.EndLocked();
             }
+            List<WillState>? none = null;
+            EndSessionLocked(session, ref none, moved: true);
             return true;
         }
     }

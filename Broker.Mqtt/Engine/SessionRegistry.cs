@@ -336,7 +336,10 @@ internal sealed partial class SessionRegistry
 
     /// <summary>Ends a session: subscriptions leave the index, queued messages are counted as dropped, a delayed will
     /// becomes due, the persisted session is deleted. Caller holds <see cref="_sessionsLock"/>.</summary>
-    private void EndSessionLocked(MqttSession session, ref List<WillState>? wills)
+    /// <summary>Ends a session (caller holds the sessions lock): out of the registry and the index, its rows deleted, its
+    /// delayed will added to <paramref name="wills"/>. <paramref name="moved"/>: it lives on with another node of a
+    /// cluster, so its will is not due and its messages are not lost.</summary>
+    private void EndSessionLocked(MqttSession session, ref List<WillState>? wills, bool moved = false)
     {
         if (_sessions.TryGetValue(session.ClientId, out var current) && ReferenceEquals(current, session))
         {
@@ -357,7 +360,7 @@ internal sealed partial class SessionRegistry
                 _router.Subscriptions.Remove(subscription);
             }
             session.Subscriptions.Clear();
-            if (session.DelayedWill is { } delayed)
+            if (!moved && session.DelayedWill is { } delayed)
             {
                 (wills ??= []).Add(delayed.Will);
             }
@@ -367,7 +370,7 @@ internal sealed partial class SessionRegistry
             lost = session.EndLocked();
         }
 
-        if (lost.Qos12 + lost.Qos0 > 0)
+        if (!moved && lost.Qos12 + lost.Qos0 > 0)
         {
             _logger.SessionEndedWithMessages(session.ClientId, lost.Qos12, lost.Qos0);
             _metrics.MessageDropped(MqttMetrics.DropReasons.SessionEnded, lost.Qos12 + lost.Qos0);
