@@ -1,6 +1,4 @@
 using System.Buffers;
-using System.Buffers.Binary;
-using System.Text;
 using OmniBroker.Mqtt.Abstractions;
 
 namespace OmniBroker.Cluster;
@@ -34,29 +32,27 @@ internal static class MessageCodec
             | (message.ExpiresAt is not null ? Fields.Expires : 0) | (message.PayloadFormatIndicator is not null ? Fields.PayloadFormat : 0)
             | (message.ContentType is not null ? Fields.ContentType : 0) | (message.ResponseTopic is not null ? Fields.ResponseTopic : 0)
             | (message.CorrelationData is not null ? Fields.Correlation : 0) | (message.UserProperties is { Count: > 0 } ? Fields.UserProperties : 0);
-        WriteByte(writer, Version);
-        WriteByte(writer, message.Qos);
-        BinaryPrimitives.WriteUInt16LittleEndian(writer.GetSpan(2), (ushort)fields);
-        writer.Advance(2);
-        WriteString(writer, message.Topic);
-        WriteBytes(writer, message.Payload);
-        if (message.PublisherClientId is { } publisher) WriteString(writer, publisher);
+        Wire.Byte(writer, Version);
+        Wire.Byte(writer, message.Qos);
+        Wire.UInt16(writer, (ushort)fields);
+        Wire.String(writer, message.Topic);
+        Wire.Bytes(writer, message.Payload);
+        if (message.PublisherClientId is { } publisher) Wire.String(writer, publisher);
         if (message.ExpiresAt is { } expires)
         {
-            BinaryPrimitives.WriteInt64LittleEndian(writer.GetSpan(8), expires.ToUnixTimeMilliseconds());
-            writer.Advance(8);
+            Wire.Int64(writer, expires.ToUnixTimeMilliseconds());
         }
-        if (message.PayloadFormatIndicator is { } format) WriteByte(writer, format);
-        if (message.ContentType is { } contentType) WriteString(writer, contentType);
-        if (message.ResponseTopic is { } responseTopic) WriteString(writer, responseTopic);
-        if (message.CorrelationData is { } correlation) WriteBytes(writer, correlation);
+        if (message.PayloadFormatIndicator is { } format) Wire.Byte(writer, format);
+        if (message.ContentType is { } contentType) Wire.String(writer, contentType);
+        if (message.ResponseTopic is { } responseTopic) Wire.String(writer, responseTopic);
+        if (message.CorrelationData is { } correlation) Wire.Bytes(writer, correlation);
         if (message.UserProperties is { Count: > 0 } user)
         {
-            WriteInt(writer, user.Count);
+            Wire.Int(writer, user.Count);
             foreach (var pair in user)
             {
-                WriteString(writer, pair.Key);
-                WriteString(writer, pair.Value);
+                Wire.String(writer, pair.Key);
+                Wire.String(writer, pair.Value);
             }
         }
         return writer.WrittenSpan.ToArray();
@@ -66,7 +62,7 @@ internal static class MessageCodec
     public static bool TryDecode(ReadOnlySpan<byte> data, out StoredMessage? message)
     {
         message = null;
-        var reader = new Reader(data);
+        var reader = new WireReader(data);
         if (!reader.TryByte(out var version) || version != Version || !reader.TryByte(out var qos) || qos > 2
             || !reader.TryUInt16(out var rawFields) || !reader.TryString(out var topic) || !reader.TryBytes(out var payload))
         {
@@ -105,90 +101,5 @@ internal static class MessageCodec
         message = new StoredMessage(topic!, payload!, qos, fields.HasFlag(Fields.Retain), publisher, expires, format, contentType,
             responseTopic, correlation, user);
         return true;
-    }
-
-    private static void WriteByte(ArrayBufferWriter<byte> writer, byte value)
-    {
-        writer.GetSpan(1)[0] = value;
-        writer.Advance(1);
-    }
-
-    private static void WriteInt(ArrayBufferWriter<byte> writer, int value)
-    {
-        BinaryPrimitives.WriteInt32LittleEndian(writer.GetSpan(4), value);
-        writer.Advance(4);
-    }
-
-    private static void WriteBytes(ArrayBufferWriter<byte> writer, ReadOnlySpan<byte> value)
-    {
-        WriteInt(writer, value.Length);
-        writer.Write(value);
-    }
-
-    private static void WriteString(ArrayBufferWriter<byte> writer, string value)
-    {
-        var count = Encoding.UTF8.GetByteCount(value);
-        WriteInt(writer, count);
-        Encoding.UTF8.GetBytes(value, writer.GetSpan(count));
-        writer.Advance(count);
-    }
-
-    private ref struct Reader(ReadOnlySpan<byte> data)
-    {
-        private ReadOnlySpan<byte> _rest = data;
-
-        public bool TryByte(out byte value)
-        {
-            value = 0;
-            if (_rest.Length < 1) return false;
-            value = _rest[0];
-            _rest = _rest[1..];
-            return true;
-        }
-
-        public bool TryUInt16(out ushort value)
-        {
-            value = 0;
-            if (_rest.Length < 2) return false;
-            value = BinaryPrimitives.ReadUInt16LittleEndian(_rest);
-            _rest = _rest[2..];
-            return true;
-        }
-
-        public bool TryInt(out int value)
-        {
-            value = 0;
-            if (_rest.Length < 4) return false;
-            value = BinaryPrimitives.ReadInt32LittleEndian(_rest);
-            _rest = _rest[4..];
-            return true;
-        }
-
-        public bool TryInt64(out long value)
-        {
-            value = 0;
-            if (_rest.Length < 8) return false;
-            value = BinaryPrimitives.ReadInt64LittleEndian(_rest);
-            _rest = _rest[8..];
-            return true;
-        }
-
-        public bool TryBytes(out byte[]? value)
-        {
-            value = null;
-            if (!TryInt(out var length) || length < 0 || length > _rest.Length) return false;
-            value = _rest[..length].ToArray();
-            _rest = _rest[length..];
-            return true;
-        }
-
-        public bool TryString(out string? value)
-        {
-            value = null;
-            if (!TryInt(out var length) || length < 0 || length > _rest.Length) return false;
-            value = Encoding.UTF8.GetString(_rest[..length]);
-            _rest = _rest[length..];
-            return true;
-        }
     }
 }
