@@ -82,36 +82,10 @@ internal static class ClusterLoad
         var delivered = 0;
         var latencies = new List<double>(messages);
         long first = 0, last = 0;
-        var reader = Task.Run(() => ReadDeliveriesAsync(subscriber, qos, seen, latencies, () => delivered++, t => last = t, timeout.Token));
+        var reader = Task.Run(() => ReadDeliveriesAsync(subscriber, seen, latencies, () => delivered++, t => last = t, timeout.Token));
 
-        var acked = 0;
         var permits = window > 0 ? new SemaphoreSlim(window, window) : null;
-        var ackReader = qos == 0 ? Task.CompletedTask : Task.Run(async () =>
-        {
-            var buffer = new byte[64 * 1024];
-            var filled = 0;
-            while (acked < messages && !timeout.IsCancellationRequested)
-            {
-                var read = await publisher.ReadAsync(buffer.AsMemory(filled), timeout.Token);
-                if (read == 0)
-                {
-                    break;
-                }
-                filled += read;
-                var offset = 0;
-                while (RawMqtt.TryPacket(buffer.AsSpan(offset, filled - offset), out var type, out _, out var length))
-                {
-                    if (type >> 4 == 4)
-                    {
-                        acked++;
-                        permits!.Release();
-                    }
-                    offset += length;
-                }
-                Buffer.BlockCopy(buffer, offset, buffer, 0, filled - offset);
-                filled -= offset;
-            }
-        });
+        var ackReader = qos == 0 ? Task.FromResult(0) : Task.Run(() => RawMqtt.ReadPubAcksAsync(publisher, messages, permits!, timeout.Token));
 
         var payload = new byte[64];
         first = Stopwatch.GetTimestamp();
@@ -130,7 +104,7 @@ internal static class ClusterLoad
                 await Task.Delay(interval, timeout.Token);
             }
         }
-        await ackReader;
+        var acked = await ackReader;
         var settle = Stopwatch.StartNew();
         while (Volatile.Read(ref delivered) < messages && settle.Elapsed < TimeSpan.FromSeconds(10))
         {
@@ -146,7 +120,7 @@ internal static class ClusterLoad
         return new Result(distinct / seconds, qos == 0 ? messages : acked, lost, Percentile(0.5), Percentile(0.99));
     }
 
-    private static async Task ReadDeliveriesAsync(SslStream subscriber, byte qos, bool[] seen, List<double> latencies, Action counted, Action<long> lastAt,
+    private static async Task ReadDeliveriesAsync(SslStream subscriber, bool[] seen, List<double> latencies, Action counted, Action<long> lastAt,
         CancellationToken token)
     {
         var buffer = new byte[256 * 1024];
@@ -194,7 +168,6 @@ internal static class ClusterLoad
                 acks.Clear();
             }
         }
-        _ = qos;
     }
 
     /// <summary>A persistent session (Clean Session 0) subscribed on <paramref name="from"/>, then the device connects to

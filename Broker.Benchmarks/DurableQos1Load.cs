@@ -145,34 +145,8 @@ internal static class DurableQos1Load
             allDelivered.TrySetResult();
         });
 
-        var acked = 0;
         var permits = new SemaphoreSlim(window, window);
-        var ackReader = Task.Run(async () =>
-        {
-            var buffer = new byte[64 * 1024];
-            var filled = 0;
-            while (acked < messages && !timeout.IsCancellationRequested)
-            {
-                var read = await publisher.ReadAsync(buffer.AsMemory(filled), timeout.Token);
-                if (read == 0)
-                {
-                    break;
-                }
-                filled += read;
-                var offset = 0;
-                while (RawMqtt.TryPacket(buffer.AsSpan(offset, filled - offset), out var type, out _, out var length))
-                {
-                    if (type >> 4 == 4)
-                    {
-                        acked++;
-                        permits.Release();
-                    }
-                    offset += length;
-                }
-                Buffer.BlockCopy(buffer, offset, buffer, 0, filled - offset);
-                filled -= offset;
-            }
-        });
+        var ackReader = Task.Run(() => RawMqtt.ReadPubAcksAsync(publisher, messages, permits, timeout.Token));
 
         var payload = new byte[64];
         clock.Restart();
@@ -181,7 +155,7 @@ internal static class DurableQos1Load
             await permits.WaitAsync(timeout.Token);
             await publisher.WriteAsync(RawMqtt.EncodePublishQos1(Topic, payload, (ushort)(i % 65535 + 1)), timeout.Token);
         }
-        await ackReader;
+        var acked = await ackReader;
         await Task.WhenAny(allDelivered.Task, Task.Delay(TimeSpan.FromSeconds(30)));
         var seconds = (double)lastDelivery / Stopwatch.Frequency;
         return (messages / seconds, acked, deliveredCount);

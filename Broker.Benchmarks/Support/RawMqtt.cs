@@ -72,6 +72,38 @@ internal static class RawMqtt
     public static async Task ReadPacketAsync(SslStream stream, byte[] buffer, CancellationToken token) =>
         await stream.ReadAtLeastAsync(buffer.AsMemory(0, 5), 5, throwOnEndOfStream: true, token);
 
+    /// <summary>Reads the publisher's side until <paramref name="expected"/> PUBACKs arrived (or the stream ends or
+    /// <paramref name="token"/> fires), releasing one <paramref name="permits"/> slot per PUBACK; returns how many
+    /// arrived.</summary>
+    public static async Task<int> ReadPubAcksAsync(SslStream publisher, int expected, SemaphoreSlim permits, CancellationToken token)
+    {
+        var acked = 0;
+        var buffer = new byte[64 * 1024];
+        var filled = 0;
+        while (acked < expected && !token.IsCancellationRequested)
+        {
+            var read = await publisher.ReadAsync(buffer.AsMemory(filled), token);
+            if (read == 0)
+            {
+                break;
+            }
+            filled += read;
+            var offset = 0;
+            while (TryPacket(buffer.AsSpan(offset, filled - offset), out var type, out _, out var length))
+            {
+                if (type >> 4 == 4)
+                {
+                    acked++;
+                    permits.Release();
+                }
+                offset += length;
+            }
+            Buffer.BlockCopy(buffer, offset, buffer, 0, filled - offset);
+            filled -= offset;
+        }
+        return acked;
+    }
+
     public static byte[] EncodePublishQos0(string topic, ReadOnlySpan<byte> payload)
     {
         var t = Encoding.UTF8.GetBytes(topic);
