@@ -23,14 +23,17 @@ internal sealed class ReplicaStream(INatsJSContext js, string nodeId, int replic
 
     public static string Subject(string clientId) => "omni.sessions." + ClusterNames.Hash(clientId);
 
-    public Task EnsureAsync(CancellationToken cancellationToken) =>
-        js.CreateOrUpdateStreamAsync(new StreamConfig(StreamName, ["omni.sessions.>"])
+    // The stream's handle, fetched once: every write of a client not yet written in this run asks for its last entry.
+    private INatsJSStream? _stream;
+
+    public async Task EnsureAsync(CancellationToken cancellationToken) =>
+        _stream = await js.CreateOrUpdateStreamAsync(new StreamConfig(StreamName, ["omni.sessions.>"])
         {
             Storage = StreamConfigStorage.File,
             NumReplicas = replicas,
             AllowRollupHdrs = true,
             DuplicateWindow = TimeSpan.FromMinutes(2),
-        }, cancellationToken).AsTask();
+        }, cancellationToken).ConfigureAwait(false);
 
     /// <summary>A new message id: a retry of the same entry keeps its id (JetStream's duplicate window drops a second
     /// copy whose first attempt was stored after all).</summary>
@@ -42,7 +45,7 @@ internal sealed class ReplicaStream(INatsJSContext js, string nodeId, int replic
     {
         try
         {
-            var stream = await js.GetStreamAsync(StreamName, cancellationToken: cancellationToken).ConfigureAwait(false);
+            var stream = _stream ??= await js.GetStreamAsync(StreamName, cancellationToken: cancellationToken).ConfigureAwait(false);
             var last = await stream.GetAsync(new StreamMsgGetRequest { LastBySubj = Subject(clientId) }, cancellationToken).ConfigureAwait(false);
             var owner = Header(last.Message.Hdrs, OwnerHeader);
             _ = ulong.TryParse(Header(last.Message.Hdrs, ClaimHeader), System.Globalization.NumberStyles.None,
