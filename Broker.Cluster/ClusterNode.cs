@@ -260,10 +260,15 @@ public sealed class ClusterNode : IClusterLink, IAsyncDisposable
         {
             return 0;
         }
-        var shares = new string[targets.Count];
-        for (var i = 0; i < shares.Length; i++)
+        // Per target, the share groups it serves; none at all (the common case): no array.
+        string[]? shares = null;
+        if (assigned.Count > 0)
         {
-            shares[i] = SharedGroupRouting.Encode(assigned.GetValueOrDefault(targets[i]));
+            shares = new string[targets.Count];
+            for (var i = 0; i < shares.Length; i++)
+            {
+                shares[i] = SharedGroupRouting.Encode(assigned.GetValueOrDefault(targets[i]));
+            }
         }
         durable = _forwarder.Enqueue(MessageCodec.Encode(message), [.. targets], shares, confirm: message.Qos > 0);
         return targets.Count;

@@ -33,9 +33,9 @@ internal sealed class Forwarder(string nodeId, TimeSpan timeout, ILogger logger,
     public long Failed => Interlocked.Read(ref _failed);
 
     /// <summary>Queues <paramref name="data"/> for <paramref name="targets"/>, with each target's share groups
-    /// (<paramref name="shares"/>, the <see cref="SharedGroupRouting.Header"/> values); the task (only when
+    /// (<paramref name="shares"/>, the <see cref="SharedGroupRouting.Header"/> values; null: none for any target); the task (only when
     /// <paramref name="confirm"/>) completes with whether every target stored it.</summary>
-    public Task<bool>? Enqueue(byte[] data, string[] targets, string[] shares, bool confirm)
+    public Task<bool>? Enqueue(byte[] data, string[] targets, string[]? shares, bool confirm)
     {
         var id = _idPrefix + Interlocked.Increment(ref _messageSequence).ToString(CultureInfo.InvariantCulture);
         var pending = new Pending(id, data, targets, shares, confirm ? new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously) : null,
@@ -137,7 +137,7 @@ internal sealed class Forwarder(string nodeId, TimeSpan timeout, ILogger logger,
         }
     }
 
-    private sealed class Pending(string id, byte[] data, string[] targets, string[] shares, TaskCompletionSource<bool>? done, long queued)
+    private sealed class Pending(string id, byte[] data, string[] targets, string[]? shares, TaskCompletionSource<bool>? done, long queued)
     {
         private int _remaining = targets.Length;
 
@@ -147,7 +147,7 @@ internal sealed class Forwarder(string nodeId, TimeSpan timeout, ILogger logger,
         public TaskCompletionSource<bool>? Done { get; } = done;
         public long Queued { get; } = queued;
 
-        public string SharesFor(string target) => shares[Array.IndexOf(Targets, target)];
+        public string SharesFor(string target) => shares is null ? SharedGroupRouting.Encode(null) : shares[Array.IndexOf(Targets, target)];
 
         public void Answer(bool stored)
         {
