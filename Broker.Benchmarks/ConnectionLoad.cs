@@ -54,6 +54,7 @@ internal static class ConnectionLoad
 
         BrokerTarget[] targets = BrokerFixture.Available(BrokerTarget.OmniBroker, BrokerTarget.Mosquitto,
             BrokerTarget.OmniBrokerTlsResumeAllowed, BrokerTarget.OmniBrokerNoSpin, BrokerTarget.OmniBrokerNoOpenSslTuning, BrokerTarget.OmniBrokerKestrelTls, BrokerTarget.OmniBrokerInlineSockets, BrokerTarget.MosquittoCrl,
+            BrokerTarget.SslStreamFloor, BrokerTarget.SslStreamFloorTrim,
             BrokerTarget.MqttNetServer).ToArray();
         if (Environment.GetEnvironmentVariable("OMNIBROKER_BENCH_TARGETS") is null)
         {

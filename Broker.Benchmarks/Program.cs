@@ -50,6 +50,11 @@ internal static class BenchmarkProgram
             return Support.MqttNetServerHost.RunAsync(args).GetAwaiter().GetResult();
         }
 
+        if (args.Length > 0 && args[0] == Support.SslStreamFloorHost.Command)
+        {
+            return Support.SslStreamFloorHost.RunAsync(args).GetAwaiter().GetResult();
+        }
+
         BenchmarkSwitcher.FromAssembly(typeof(BenchmarkProgram).Assembly).Run(args);
         return 0;
     }

@@ -65,6 +65,12 @@ internal sealed class DirectTlsMiddleware
 
             // The handshake is over: its slot goes to the next queued connection.
             state.ReleaseSlot();
+            if (_options.OpenSslTuning)
+            {
+                // Nothing reads or writes yet: free the handshake's BIO buffers and the client's intermediates (the
+                // validator keeps its own chain), about 6 KiB per idle connection (docs/benchmarks.md).
+                OpenSslServerTuning.TrimAfterHandshake(ssl, dropPeerChain: true);
+            }
             if (!state.TryCompleteHandshake())
             {
                 return;

@@ -24,6 +24,7 @@ namespace OmniBroker.Auth;
 internal static class OpenSslServerTuning
 {
     private const string LibSsl = "libssl.so.3";
+    private const string LibCrypto = "libcrypto.so.3";
     private const int SslCtrlMode = 33;               // SSL_CTRL_MODE
     private const long SslModeReleaseBuffers = 0x10;  // SSL_MODE_RELEASE_BUFFERS
     private const int SslCtrlSetSessCacheMode = 44;   // SSL_CTRL_SET_SESS_CACHE_MODE
@@ -85,6 +86,86 @@ internal static class OpenSslServerTuning
         }
     }
 
+    /// <summary>
+    /// Frees what an idle connection's OpenSSL state keeps from its handshake and never uses again; call once the
+    /// handshake is over, before the first read or write (nothing else may touch the stream meanwhile):
+    /// <list type="bullet">
+    /// <item>SslStream's two memory BIOs (the bytes between OpenSSL and the socket) keep a buffer as large as the largest
+    /// handshake flight (a BIO's buffer grows and never shrinks). Each empty one gets a fresh, empty buffer; the next
+    /// record allocates what it needs.</item>
+    /// <item>With <paramref name="dropPeerChain"/>: the intermediates the client sent, which OpenSSL keeps in the session
+    /// for the life of the connection (each a decoded X509 with its key). The broker validated them already and never
+    /// asks again; sessions are not cached or resumed, so nothing else reads them.</item>
+    /// </list>
+    /// Returns the bytes of BIO buffers freed (the dropped certificates are not counted), or -1 when nothing could be done.
+    /// </summary>
+    public static long TrimAfterHandshake(SslStream stream, bool dropPeerChain)
+    {
+        if (!IsAvailable || s_securityContext!.GetValue(stream) is not SafeHandle { IsInvalid: false, IsClosed: false } context)
+        {
+            return -1;
+        }
+
+        bool added = false;
+        try
+        {
+            context.DangerousAddRef(ref added);
+            nint ssl = context.DangerousGetHandle();
+            nint read = SSL_get_rbio(ssl);
+            nint write = SSL_get_wbio(ssl);
+            long freed = ReplaceEmptyBuffer(read);
+            if (write != read)
+            {
+                freed += ReplaceEmptyBuffer(write);
+            }
+            if (dropPeerChain && SSL_get_peer_cert_chain(ssl) is var chain and not 0)
+            {
+                // The stack is the session's own (not a copy): empty it in place; SSL_free frees the empty stack.
+                while (OPENSSL_sk_num(chain) > 0)
+                {
+                    X509_free(OPENSSL_sk_pop(chain));
+                }
+            }
+            return freed;
+        }
+        finally
+        {
+            if (added)
+            {
+                context.DangerousRelease();
+            }
+        }
+    }
+
+    private const int BioTypeMem = 1 | 0x0400;   // BIO_TYPE_MEM
+    private const int BioCtrlPending = 10;       // BIO_CTRL_PENDING
+    private const int BioCSetBufMem = 114;       // BIO_C_SET_BUF_MEM
+    private const int BioCGetBufMemPtr = 115;    // BIO_C_GET_BUF_MEM_PTR
+    private const long BioClose = 1;             // BIO_CLOSE
+
+    private static long ReplaceEmptyBuffer(nint bio)
+    {
+        if (bio == 0 || BIO_method_type(bio) != BioTypeMem || BIO_ctrl(bio, BioCtrlPending, 0, 0) != 0)
+        {
+            return 0;
+        }
+        BIO_get_buf_mem(bio, BioCGetBufMemPtr, 0, out nint buffer);
+        // struct buf_mem_st { size_t length; char *data; size_t max; unsigned long flags; }
+        long max = buffer == 0 ? 0 : Marshal.ReadInt64(buffer, 2 * IntPtr.Size);
+        if (max == 0)
+        {
+            return 0;
+        }
+        nint fresh = BUF_MEM_new();
+        if (fresh == 0)
+        {
+            return 0;
+        }
+        // BIO_CLOSE: the BIO owns the new buffer; setting it frees the old one (bss_mem.c, mem_buf_free).
+        BIO_ctrl(bio, BioCSetBufMem, BioClose, fresh);
+        return max;
+    }
+
     private static int Probe()
     {
         if (!OperatingSystem.IsLinux() || s_securityContext is null || !typeof(SafeHandle).IsAssignableFrom(s_securityContext.FieldType))
@@ -118,9 +199,21 @@ internal static class OpenSslServerTuning
         {
             return -1;
         }
-        foreach (string export in new[] { "SSL_ctrl", "SSL_CTX_ctrl", "SSL_CTX_set_num_tickets", "SSL_CTX_set_options", "SSL_get_SSL_CTX" })
+        foreach (string export in new[] { "SSL_ctrl", "SSL_CTX_ctrl", "SSL_CTX_set_num_tickets", "SSL_CTX_set_options", "SSL_get_SSL_CTX",
+            "SSL_get_rbio", "SSL_get_wbio", "SSL_get_peer_cert_chain" })
         {
             if (!NativeLibrary.TryGetExport(library, export, out _))
+            {
+                return -1;
+            }
+        }
+        if (!maps.Contains("/" + LibCrypto, StringComparison.Ordinal) || !NativeLibrary.TryLoad(LibCrypto, out nint crypto))
+        {
+            return -1;
+        }
+        foreach (string export in new[] { "BIO_ctrl", "BIO_method_type", "BUF_MEM_new", "OPENSSL_sk_num", "OPENSSL_sk_pop", "X509_free" })
+        {
+            if (!NativeLibrary.TryGetExport(crypto, export, out _))
             {
                 return -1;
             }
@@ -147,4 +240,44 @@ internal static class OpenSslServerTuning
     [DllImport(LibSsl)]
     [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
     private static extern nint SSL_get_SSL_CTX(nint ssl);
+
+    [DllImport(LibSsl)]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+    private static extern nint SSL_get_rbio(nint ssl);
+
+    [DllImport(LibSsl)]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+    private static extern nint SSL_get_wbio(nint ssl);
+
+    [DllImport(LibSsl)]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+    private static extern nint SSL_get_peer_cert_chain(nint ssl);
+
+    [DllImport(LibCrypto)]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+    private static extern long BIO_ctrl(nint bio, int cmd, long larg, nint parg);
+
+    [DllImport(LibCrypto, EntryPoint = "BIO_ctrl")]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+    private static extern long BIO_get_buf_mem(nint bio, int cmd, long larg, out nint buffer);
+
+    [DllImport(LibCrypto)]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+    private static extern int BIO_method_type(nint bio);
+
+    [DllImport(LibCrypto)]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+    private static extern nint BUF_MEM_new();
+
+    [DllImport(LibCrypto)]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+    private static extern int OPENSSL_sk_num(nint stack);
+
+    [DllImport(LibCrypto)]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+    private static extern nint OPENSSL_sk_pop(nint stack);
+
+    [DllImport(LibCrypto)]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+    private static extern void X509_free(nint x509);
 }

@@ -40,6 +40,13 @@ public enum BrokerTarget
     /// cached, so after the first handshake the check is a cache hit until the answer's nextUpdate.</summary>
     OmniBrokerOcsp,
 
+    /// <summary>The least a .NET server does per mutual-TLS MQTT connection (<see cref="SslStreamFloorHost"/>): socket,
+    /// SslStream with the broker's OpenSSL settings, CONNECT/CONNACK; no Kestrel, pipes, engine, policy or revocation.</summary>
+    SslStreamFloor,
+
+    /// <summary><see cref="SslStreamFloor"/> with <see cref="OmniBroker.Auth.OpenSslServerTuning.TrimAfterHandshake"/>.</summary>
+    SslStreamFloorTrim,
+
     /// <summary>Mosquitto 2.0 with the same certificates, no CRL.</summary>
     Mosquitto,
 
