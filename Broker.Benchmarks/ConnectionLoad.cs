@@ -54,7 +54,7 @@ internal static class ConnectionLoad
 
         BrokerTarget[] targets = BrokerFixture.Available(BrokerTarget.OmniBroker, BrokerTarget.Mosquitto,
             BrokerTarget.OmniBrokerTlsResumeAllowed, BrokerTarget.OmniBrokerNoSpin, BrokerTarget.OmniBrokerNoOpenSslTuning, BrokerTarget.OmniBrokerKestrelTls, BrokerTarget.OmniBrokerInlineSockets, BrokerTarget.MosquittoCrl,
-            BrokerTarget.SslStreamFloor, BrokerTarget.SslStreamFloorTrim,
+            BrokerTarget.SslStreamFloor, BrokerTarget.SslStreamFloorTrim, BrokerTarget.SslStreamFloorBlocking,
             BrokerTarget.MqttNetServer).ToArray();
         if (Environment.GetEnvironmentVariable("OMNIBROKER_BENCH_TARGETS") is null)
         {

@@ -43,7 +43,7 @@ public static class ClientCertificateListenOptionsExtensions
             HandshakeTimeout = options.HandshakeTimeout + TimeSpan.FromSeconds(5),
             OnConnection = context => ValueTask.FromResult(authenticator.CreateServerOptions(context.Connection, serverCertificate, options)),
         });
-        listenOptions.Use(next => new ClientCertificateMiddleware(next, authenticator).OnConnectedAsync);
+        listenOptions.Use(next => new ClientCertificateMiddleware(next, authenticator, options.OpenSslTuning).OnConnectedAsync);
         return listenOptions;
     }
 }

@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
 using OmniBroker.Mqtt.Abstractions;
 
 namespace OmniBroker.Auth;
@@ -13,11 +14,13 @@ internal sealed class ClientCertificateMiddleware
 {
     private readonly ConnectionDelegate _next;
     private readonly ClientCertificateAuthenticator _authenticator;
+    private readonly bool _openSslTuning;
 
-    public ClientCertificateMiddleware(ConnectionDelegate next, ClientCertificateAuthenticator authenticator)
+    public ClientCertificateMiddleware(ConnectionDelegate next, ClientCertificateAuthenticator authenticator, bool openSslTuning)
     {
         _next = next;
         _authenticator = authenticator;
+        _openSslTuning = openSslTuning;
     }
 
     public async Task OnConnectedAsync(ConnectionContext context)
@@ -29,6 +32,11 @@ internal sealed class ClientCertificateMiddleware
         {
             // Finished just after the handshake timer fired: the connection is already aborted and refused as timeout.
             return;
+        }
+        if (_openSslTuning && context.Features.Get<ISslStreamFeature>()?.SslStream is { } ssl)
+        {
+            // Kestrel's adapter reads only when the application asks: nothing touches the stream yet (see DirectTlsMiddleware).
+            OpenSslServerTuning.TrimAfterHandshake(ssl, dropPeerChain: true);
         }
         var tls = context.Features.Get<ITlsConnectionFeature>();
         var identity = await _authenticator.AuthenticateAsync(context, tls?.ClientCertificate).ConfigureAwait(false);

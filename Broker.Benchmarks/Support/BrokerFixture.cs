@@ -106,9 +106,9 @@ internal sealed class BrokerFixture : IDisposable
                 string logPath = Path.Combine(directory, "broker.log");
                 server = IsMosquitto(target)
                     ? BrokerProcess.Start(BrokerProcess.MosquittoPath, ["-c", WriteMosquittoConf(target, directory, pkiDirectory, mqttPort, mosquittoLines)], logPath, endPoint)
-                    : target is BrokerTarget.SslStreamFloor or BrokerTarget.SslStreamFloorTrim
+                    : target is BrokerTarget.SslStreamFloor or BrokerTarget.SslStreamFloorTrim or BrokerTarget.SslStreamFloorBlocking
                     ? BrokerProcess.Start(DotnetHost(), [BenchmarksDll(), SslStreamFloorHost.Command, mqttPort.ToString(CultureInfo.InvariantCulture), pkiDirectory,
-                        target == BrokerTarget.SslStreamFloorTrim ? "trim" : "plain"], logPath, endPoint)
+                        target switch { BrokerTarget.SslStreamFloorTrim => "trim", BrokerTarget.SslStreamFloorBlocking => "blocking", _ => "plain" }], logPath, endPoint)
                     : target == BrokerTarget.MqttNetServer
                     ? BrokerProcess.Start(DotnetHost(), [BenchmarksDll(), MqttNetServerHost.Command, mqttPort.ToString(CultureInfo.InvariantCulture), pkiDirectory],
                         logPath, endPoint)

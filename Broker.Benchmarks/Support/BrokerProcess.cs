@@ -47,6 +47,9 @@ public enum BrokerTarget
     /// <summary><see cref="SslStreamFloor"/> with <see cref="OmniBroker.Auth.OpenSslServerTuning.TrimAfterHandshake"/>.</summary>
     SslStreamFloorTrim,
 
+    /// <summary><see cref="SslStreamFloor"/> with the handshake and CONNECT on dedicated threads, blocking socket calls.</summary>
+    SslStreamFloorBlocking,
+
     /// <summary>Mosquitto 2.0 with the same certificates, no CRL.</summary>
     Mosquitto,
 

@@ -36,7 +36,8 @@ internal static class SslStreamFloorHost
             return 2;
         }
 
-        bool trim = args.Length > 3 && args[3] == "trim";
+        bool trim = args.Length > 3 && args[3] is "trim";
+        bool blocking = args.Length > 3 && args[3] is "blocking";
         string pki = args[2];
         X509Certificate2 server = PemCertificates.LoadWithKey(Path.Combine(pki, DevelopmentPki.ServerCertificateFile),
             Path.Combine(pki, DevelopmentPki.ServerKeyFile), out _);
@@ -47,6 +48,29 @@ internal static class SslStreamFloorHost
         listener.Bind(new IPEndPoint(IPAddress.Loopback, port));
         listener.Listen(1024);
         Console.WriteLine($"SslStream floor listening on 127.0.0.1:{port}{(trim ? " (trim)" : "")}");
+        if (blocking)
+        {
+            // Handshakes on dedicated threads with blocking socket calls: no thread-pool hop, no epoll round per
+            // flight; the connection goes async (zero-byte read) once connected.
+            System.Collections.Concurrent.BlockingCollection<Socket> accepted = new();
+            for (int i = 0; i < 4; i++)
+            {
+                new Thread(() =>
+                {
+                    foreach (Socket socket in accepted.GetConsumingEnumerable())
+                    {
+                        HandshakeBlocking(socket, context);
+                    }
+                }) { IsBackground = true, Name = "handshake " + i }.Start();
+            }
+            while (true)
+            {
+                Socket socket = listener.Accept();
+                socket.NoDelay = true;
+                accepted.Add(socket);
+            }
+        }
+
         while (true)
         {
             Socket socket = await listener.AcceptAsync().ConfigureAwait(false);
@@ -55,6 +79,90 @@ internal static class SslStreamFloorHost
         }
     }
 
+    private static void HandshakeBlocking(Socket socket, SslStreamCertificateContext context)
+    {
+        NetworkStream network = new(socket, ownsSocket: true);
+        SslStream ssl = new(network);
+        try
+        {
+            ssl.AuthenticateAsServer(Options(context));
+            byte[] buffer = new byte[512];
+            int length = 0;
+            while (true)
+            {
+                int read = ssl.Read(buffer, length, buffer.Length - length);
+                if (read == 0)
+                {
+                    ssl.Dispose();
+                    return;
+                }
+                length += read;
+                if (TryTakePacket(buffer, ref length, out byte type))
+                {
+                    if (type != 1 || length != 0)
+                    {
+                        ssl.Dispose();
+                        return;
+                    }
+                    ssl.Write([0x20, 0x02, 0x00, 0x00]);
+                    break;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is IOException or AuthenticationException or SocketException)
+        {
+            ssl.Dispose();
+            return;
+        }
+        _ = ServeConnectedAsync(ssl);
+    }
+
+    private static async Task ServeConnectedAsync(SslStream ssl)
+    {
+        await using (ssl)
+        {
+            byte[] buffer = new byte[16];
+            try
+            {
+                while (true)
+                {
+                    await ssl.ReadAsync(Memory<byte>.Empty).ConfigureAwait(false);
+                    int read = await ssl.ReadAsync(buffer).ConfigureAwait(false);
+                    if (read == 0 || buffer[0] != 0xC0)
+                    {
+                        return;
+                    }
+                    await ssl.WriteAsync(new byte[] { 0xD0, 0x00 }).ConfigureAwait(false);
+                }
+            }
+            catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
+            {
+                // gone
+            }
+        }
+    }
+
+    private static SslServerAuthenticationOptions Options(SslStreamCertificateContext context) => new()
+    {
+        ServerCertificateContext = context,
+        ClientCertificateRequired = true,
+        EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+        AllowTlsResume = OpenSslServerTuning.IsAvailable,
+        CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
+        // The broker's policy: SslStream's build runs with no trust anchor and no downloads.
+        CertificateChainPolicy = new X509ChainPolicy
+        {
+            TrustMode = X509ChainTrustMode.CustomRootTrust,
+            RevocationMode = X509RevocationMode.NoCheck,
+            DisableCertificateDownloads = true,
+        },
+        RemoteCertificateValidationCallback = (sender, certificate, _, _) =>
+        {
+            OpenSslServerTuning.Apply((SslStream)sender, allowResume: false);
+            return certificate is not null;
+        },
+    };
+
     private static async Task ServeAsync(Socket socket, SslStreamCertificateContext context, bool trim)
     {
         await using NetworkStream network = new(socket, ownsSocket: true);
@@ -62,26 +170,7 @@ internal static class SslStreamFloorHost
         byte[]? buffer = null;
         try
         {
-            await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
-            {
-                ServerCertificateContext = context,
-                ClientCertificateRequired = true,
-                EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
-                AllowTlsResume = OpenSslServerTuning.IsAvailable,
-                CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
-                // The broker's policy: SslStream's build runs with no trust anchor and no downloads.
-                CertificateChainPolicy = new X509ChainPolicy
-                {
-                    TrustMode = X509ChainTrustMode.CustomRootTrust,
-                    RevocationMode = X509RevocationMode.NoCheck,
-                    DisableCertificateDownloads = true,
-                },
-                RemoteCertificateValidationCallback = (sender, certificate, _, _) =>
-                {
-                    OpenSslServerTuning.Apply((SslStream)sender, allowResume: false);
-                    return certificate is not null;
-                },
-            }).ConfigureAwait(false);
+            await ssl.AuthenticateAsServerAsync(Options(context)).ConfigureAwait(false);
             if (trim)
             {
                 OpenSslServerTuning.TrimAfterHandshake(ssl, dropPeerChain: true);
