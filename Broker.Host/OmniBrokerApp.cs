@@ -66,6 +66,8 @@ public static class OmniBrokerApp
         services.AddSingleton(endpoints);
         services.AddSingleton(settings.ConnectionLimits);
         services.AddSingleton<Connections.ConnectionCap>();
+        // Registered after Kestrel's socket transport, so asked first; it binds only the device listener's DeviceEndPoint.
+        services.AddSingleton<Microsoft.AspNetCore.Connections.IConnectionListenerFactory, Connections.DeviceSocketTransportFactory>();
         services.AddSingleton(new DevelopmentPkiState(developmentPki, pkiCreated));
         if (developmentPki is not null)
         {
@@ -82,7 +84,11 @@ public static class OmniBrokerApp
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
-            kestrel.Listen(settings.MqttAddress, settings.MqttPort, listen =>
+            // The direct TLS engine gets the device socket transport (an idle device holds no transport pipes).
+            System.Net.IPEndPoint mqttEndPoint = tls.Mqtt.Engine == TlsEngine.Direct
+                ? new Connections.DeviceEndPoint(settings.MqttAddress, settings.MqttPort)
+                : new System.Net.IPEndPoint(settings.MqttAddress, settings.MqttPort);
+            kestrel.Listen(mqttEndPoint, listen =>
             {
                 endpoints.SetMqtt(listen);
                 // First: a connection beyond the cap costs no PROXY parsing, no handshake slot and no TLS.

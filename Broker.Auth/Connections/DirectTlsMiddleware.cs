@@ -47,8 +47,11 @@ internal sealed class DirectTlsMiddleware
             _tracking.End(context, context.Features.Get<HandshakeState>()!);
             return;
         }
-        var transport = context.Transport;
-        var ssl = new SslStream(new TransportStream(transport), leaveInnerStreamOpen: true);
+        // Straight over the socket when the transport allows it (no bytes waiting in its pipes); else over the pipes.
+        var raw = context.Features.Get<IRawSocketStreamFeature>();
+        var direct = raw is { PipesCreated: false };
+        var transport = direct ? null : context.Transport;
+        var ssl = new SslStream(direct ? raw!.Stream : new TransportStream(transport!), leaveInnerStreamOpen: true);
         ClientIdentity? identity = null;
         try
         {
@@ -96,7 +99,10 @@ internal sealed class DirectTlsMiddleware
             }
             finally
             {
-                context.Transport = transport;
+                if (transport is not null)
+                {
+                    context.Transport = transport;
+                }
                 await input.CompleteAsync().ConfigureAwait(false);
                 await output.CompleteAsync().ConfigureAwait(false);
             }

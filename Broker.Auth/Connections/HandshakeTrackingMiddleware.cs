@@ -1,4 +1,5 @@
 using System.IO.Pipelines;
+using System.Net.Sockets;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
 using OmniBroker.Mqtt.Diagnostics;
@@ -82,9 +83,13 @@ internal sealed class HandshakeTrackingMiddleware
     /// <summary>Peeks at the input without consuming it: the TLS middleware then reads the same bytes.</summary>
     private async ValueTask<bool> WaitForFirstByteAsync(ConnectionContext context, HandshakeState state)
     {
-        var input = context.Transport.Input;
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.ConnectionClosed);
         timeout.CancelAfter(_options.HandshakeTimeout);
+        if (context.Features.Get<IRawSocketStreamFeature>() is { PipesCreated: false } raw)
+        {
+            return await WaitForFirstByteAsync(raw, state, timeout.Token).ConfigureAwait(false);
+        }
+        var input = context.Transport.Input;
         ReadResult result;
         try
         {
@@ -98,6 +103,32 @@ internal sealed class HandshakeTrackingMiddleware
         var empty = result.Buffer.IsEmpty;
         input.AdvanceTo(result.Buffer.Start);
         if (empty)
+        {
+            state.NeverFinished("closed before sending a byte");
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary>The same wait on the socket itself: a zero-byte receive completes when data arrives or the peer
+    /// closes, and only data leaves bytes available.</summary>
+    private async ValueTask<bool> WaitForFirstByteAsync(IRawSocketStreamFeature raw, HandshakeState state, CancellationToken timeout)
+    {
+        try
+        {
+            await raw.Socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, timeout).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            state.NeverFinished($"no byte within the handshake timeout {_options.HandshakeTimeout}");
+            return false;
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            state.NeverFinished("closed before sending a byte");
+            return false;
+        }
+        if (raw.Socket.Available == 0)
         {
             state.NeverFinished("closed before sending a byte");
             return false;
