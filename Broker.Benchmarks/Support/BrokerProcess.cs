@@ -44,7 +44,8 @@ public enum BrokerTarget
     /// SslStream with the broker's OpenSSL settings, CONNECT/CONNACK; no Kestrel, pipes, engine, policy or revocation.</summary>
     SslStreamFloor,
 
-    /// <summary><see cref="SslStreamFloor"/> with <see cref="OmniBroker.Auth.OpenSslServerTuning.TrimAfterHandshake"/>.</summary>
+    /// <summary><see cref="SslStreamFloor"/> with what the broker does for idle connections: the handshake trim
+    /// (<see cref="OmniBroker.Auth.OpenSslServerTuning.TrimAfterHandshake"/>) and the device transport's socket stream.</summary>
     SslStreamFloorTrim,
 
     /// <summary><see cref="SslStreamFloor"/> with the handshake and CONNECT on dedicated threads, blocking socket calls.</summary>

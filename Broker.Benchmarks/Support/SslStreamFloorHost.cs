@@ -20,9 +20,10 @@ namespace OmniBroker.Benchmarks.Support;
 /// Kestrel, no pipes, no engine, no policy, no revocation, no logging, and no validation: any client certificate is
 /// accepted (the broker's own validation is a cached lookup). What this process costs per connection is what .NET's
 /// socket and SslStream cost; whatever OmniBroker costs above it is the broker's own.
-/// Runs as its own process: <c>Broker.Benchmarks.dll tls-floor &lt;port&gt; &lt;pki directory&gt; [trim]</c>;
-/// <c>trim</c> also applies <see cref="OpenSslServerTuning.TrimAfterHandshake"/> (BIO buffers and the client's
-/// intermediates freed after the handshake).
+/// Runs as its own process: <c>Broker.Benchmarks.dll tls-floor &lt;port&gt; &lt;pki directory&gt; [trim|blocking]</c>;
+/// <c>trim</c> also does what the broker does for an idle connection: <see cref="OpenSslServerTuning.TrimAfterHandshake"/>
+/// (BIO buffers and the client's intermediates freed after the handshake) and the device transport's socket stream
+/// (<c>DeviceSocketStream</c>: SslStream parks no read buffer while idle).
 /// </summary>
 internal static class SslStreamFloorHost
 {
@@ -165,7 +166,9 @@ internal static class SslStreamFloorHost
 
     private static async Task ServeAsync(Socket socket, SslStreamCertificateContext context, bool trim)
     {
-        await using NetworkStream network = new(socket, ownsSocket: true);
+        using Socket owned = socket;
+        // trim: also the broker's socket stream (zero-byte waits that do not wake SslStream without bytes).
+        await using NetworkStream network = trim ? new OmniBroker.Host.Connections.DeviceSocketStream(socket) : new NetworkStream(socket, ownsSocket: false);
         await using SslStream ssl = new(network);
         byte[]? buffer = null;
         try
