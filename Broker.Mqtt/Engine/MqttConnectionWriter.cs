@@ -163,7 +163,8 @@ internal sealed class MqttConnectionWriter
         // Grows to MaxPublishesPerBatch only when the connection is busy: an idle one holds no 8 KiB batch array.
         var items = new List<OutboundItem>();
         var control = new List<MqttPacket>();
-        var encoder = new PublishEncoder();
+        // Created by the first delivery: a device that only publishes (most of a fleet) never holds one.
+        PublishEncoder? encoder = null;
         var token = _cts.Token;
         var session = _session!;
 
@@ -215,7 +216,7 @@ internal sealed class MqttConnectionWriter
                 }
                 foreach (var item in items)
                 {
-                    WriteOutbound(item, encoder);
+                    WriteOutbound(item, encoder ??= new PublishEncoder());
                 }
                 if (disconnect is not null)
                 {
