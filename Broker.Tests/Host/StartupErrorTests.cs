@@ -21,6 +21,9 @@ public sealed class StartupErrorTests : IDisposable
         {
             "serve", "--data-dir", Path.Combine(_directory, "data"), "--Mqtt:Address=127.0.0.1", "--port", "0",
             "--http-url", "http://127.0.0.1:0", "--Revocation:Mode=none",
+            // A free port: with --Mqtt:Port set, the WebSocket listener would default to 8884, which a broker running
+            // on this machine (the README's) may hold, adding a second line to the one these tests expect.
+            "--WebSockets:Port=0",
         }.Concat(args));
 
     private static void AssertOneClearLine(HostProcess.Result result, int exitCode, params string[] expected)
