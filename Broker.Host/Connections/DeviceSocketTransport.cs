@@ -241,6 +241,9 @@ internal sealed class DeviceSocketConnection : ConnectionContext, IRawSocketStre
 /// </summary>
 internal sealed class DeviceSocketStream(Socket socket) : NetworkStream(socket, ownsSocket: false)
 {
+    /// <summary>Zero-byte receives that completed with nothing to read (for tests: a wait must not spin).</summary>
+    internal int EmptyWakeUps { get; private set; }
+
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         try
@@ -250,6 +253,7 @@ internal sealed class DeviceSocketStream(Socket socket) : NetworkStream(socket, 
                 await Socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, cancellationToken).ConfigureAwait(false);
                 if (Socket.Available == 0 && !Socket.Poll(0, SelectMode.SelectRead))
                 {
+                    EmptyWakeUps++;
                     // Woken without bytes, end of stream or error: wait again rather than let SslStream rent its 32 KiB
                     // read buffer for a read that would park on it.
                     continue;

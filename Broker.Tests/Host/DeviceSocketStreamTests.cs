@@ -34,6 +34,31 @@ public sealed class DeviceSocketStreamTests
     }
 
     [Fact]
+    public async Task ZeroByteRead_AfterBytesWereRead_WaitsWithoutSpinning()
+    {
+        var (server, client) = await PairAsync();
+        using (server)
+        using (client)
+        await using (var stream = new DeviceSocketStream(server))
+        {
+            var buffer = new byte[16];
+            for (var round = 0; round < 3; round++)
+            {
+                // As an idle device after its CONNECT: bytes arrive and are read, then the reader waits again.
+                await client.SendAsync(new byte[] { (byte)round });
+                (await stream.ReadAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(10))).Should().Be(1);
+                var wait = stream.ReadAsync(Memory<byte>.Empty).AsTask();
+                await Task.Delay(300);
+                wait.IsCompleted.Should().BeFalse("nothing more was sent");
+                await client.SendAsync(new byte[] { 9 });
+                (await wait.WaitAsync(TimeSpan.FromSeconds(10))).Should().Be(0);
+                (await stream.ReadAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(10))).Should().Be(1);
+            }
+            stream.EmptyWakeUps.Should().BeLessThanOrEqualTo(6, "a wake-up without bytes is retried once, not in a loop");
+        }
+    }
+
+    [Fact]
     public async Task Read_PeerClosesWhileWaiting_ReturnsEndOfStream()
     {
         var (server, client) = await PairAsync();
