@@ -190,7 +190,8 @@ internal sealed class DeviceSocketConnection : ConnectionContext, IRawSocketStre
         }
         End();
         await _stream.DisposeAsync().ConfigureAwait(false);
-        _closed?.Dispose();
+        // _closed is cancelled, not disposed: a late reader of ConnectionClosed (a revocation check finishing after the
+        // connection) still gets a cancelled token instead of ObjectDisposedException; it holds no timer or handle.
     }
 
     /// <summary>Closes the socket (pending reads and writes fail at once) and signals <see cref="ConnectionClosed"/>.</summary>
@@ -213,14 +214,7 @@ internal sealed class DeviceSocketConnection : ConnectionContext, IRawSocketStre
             // already closed
         }
         _socket.Dispose();
-        try
-        {
-            _closed?.Cancel();
-        }
-        catch (ObjectDisposedException)
-        {
-            // disposed meanwhile
-        }
+        _closed?.Cancel();
     }
 
     private sealed class StreamDuplexPipe(Stream stream) : IDuplexPipe
