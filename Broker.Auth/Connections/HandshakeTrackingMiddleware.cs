@@ -1,5 +1,4 @@
 using System.IO.Pipelines;
-using System.Net.Sockets;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
 using OmniBroker.Mqtt.Diagnostics;
@@ -110,20 +109,21 @@ internal sealed class HandshakeTrackingMiddleware
         return true;
     }
 
-    /// <summary>The same wait on the socket itself: a zero-byte receive completes when data arrives or the peer
-    /// closes, and only data leaves bytes available.</summary>
+    /// <summary>The same wait on the transport's own stream, whose zero-byte read returns only once bytes, the end of
+    /// the stream or an error arrived (a wake-up with nothing there is waited out there, not here); only bytes leave
+    /// something available on the socket.</summary>
     private async ValueTask<bool> WaitForFirstByteAsync(IRawSocketStreamFeature raw, HandshakeState state, CancellationToken timeout)
     {
         try
         {
-            await raw.Socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, timeout).ConfigureAwait(false);
+            await raw.Stream.ReadAsync(Memory<byte>.Empty, timeout).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
             state.NeverFinished($"no byte within the handshake timeout {_options.HandshakeTimeout}");
             return false;
         }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
         {
             state.NeverFinished("closed before sending a byte");
             return false;

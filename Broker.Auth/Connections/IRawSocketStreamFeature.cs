@@ -13,7 +13,8 @@ public interface IRawSocketStreamFeature
     /// <summary>The connection's socket.</summary>
     Socket Socket { get; }
 
-    /// <summary>A stream over <see cref="Socket"/> (not owning it: the connection closes the socket).</summary>
+    /// <summary>A stream over <see cref="Socket"/> (not owning it: the connection closes the socket). A zero-byte read
+    /// returns only once bytes, the end of the stream or an error arrived, so a reader holds no buffer while waiting.</summary>
     Stream Stream { get; }
 
     /// <summary>True once anything asked for the connection's <c>Transport</c> pipes.</summary>
