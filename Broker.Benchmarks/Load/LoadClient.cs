@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Buffers.Binary;
 using System.Net.Security;
 using OmniBroker.Benchmarks.Support;
@@ -178,24 +177,9 @@ internal sealed class LoadClient : IAsyncDisposable
 
     private static bool TryParse(ReadOnlySpan<byte> data, out int type, out int flags, out int body, out int length)
     {
-        type = flags = body = length = 0;
-        if (data.Length < 2)
-        {
-            return false;
-        }
-        if (MqttVariableByteInteger.TryDecode(data[1..], out var remaining, out var lengthBytes) != OperationStatus.Done)
-        {
-            return false;
-        }
-        var i = 1 + lengthBytes;
-        if (data.Length < i + remaining)
-        {
-            return false;
-        }
-        type = data[0] >> 4;
-        flags = data[0] & 0x0F;
-        body = i;
-        length = i + remaining;
-        return true;
+        bool whole = RawMqtt.TryPacket(data, out byte header, out body, out length);
+        type = header >> 4;
+        flags = header & 0x0F;
+        return whole;
     }
 }

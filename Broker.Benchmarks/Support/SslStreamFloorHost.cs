@@ -231,40 +231,20 @@ internal static class SslStreamFloorHost
         }
     }
 
-    /// <summary>Takes one whole MQTT packet (fixed header, remaining length [MQTT-2.2.3]) off the front of the buffer.</summary>
+    /// <summary>Takes one whole MQTT packet off the front of the buffer (framing by <see cref="RawMqtt.TryPacket"/>).
+    /// A buffer full without a whole packet is a packet larger than a floor serves, or a malformed length.</summary>
     private static bool TryTakePacket(byte[] buffer, ref int length, out byte type)
     {
         type = 0;
-        int remaining = 0, multiplier = 1, index = 1;
-        while (true)
+        if (!RawMqtt.TryPacket(buffer.AsSpan(0, length), out byte header, out _, out int total))
         {
-            if (index >= length || index > 4)
+            if (length == buffer.Length)
             {
-                if (index > 4)
-                {
-                    throw new IOException("malformed remaining length");
-                }
-                return false;
+                throw new IOException("packet larger than a floor serves, or a malformed remaining length");
             }
-            byte b = buffer[index++];
-            remaining += (b & 0x7F) * multiplier;
-            multiplier *= 128;
-            if ((b & 0x80) == 0)
-            {
-                break;
-            }
-        }
-
-        int total = index + remaining;
-        if (total > buffer.Length)
-        {
-            throw new IOException("packet larger than a floor serves");
-        }
-        if (length < total)
-        {
             return false;
         }
-        type = (byte)(buffer[0] >> 4);
+        type = (byte)(header >> 4);
         Buffer.BlockCopy(buffer, total, buffer, 0, length - total);
         length -= total;
         return true;
