@@ -71,7 +71,7 @@ internal sealed class DirectTlsMiddleware
             if (_options.OpenSslTuning)
             {
                 // Nothing reads or writes yet: free the handshake's BIO buffers and the client's intermediates (the
-                // validator keeps its own chain), about 6 KiB per idle connection (docs/benchmarks.md).
+                // validator keeps its own chain), about 4 KiB per idle connection (docs/benchmarks.md).
                 OpenSslServerTuning.TrimAfterHandshake(ssl, dropPeerChain: true);
             }
             if (!state.TryCompleteHandshake())

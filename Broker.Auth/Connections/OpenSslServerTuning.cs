@@ -195,30 +195,15 @@ internal static class OpenSslServerTuning
         {
             return 0; // not loaded yet: ask again later
         }
-        if (!NativeLibrary.TryLoad(LibSsl, out nint library))
-        {
-            return -1;
-        }
-        foreach (string export in new[] { "SSL_ctrl", "SSL_CTX_ctrl", "SSL_CTX_set_num_tickets", "SSL_CTX_set_options", "SSL_get_SSL_CTX",
-            "SSL_get_rbio", "SSL_get_wbio", "SSL_get_peer_cert_chain" })
-        {
-            if (!NativeLibrary.TryGetExport(library, export, out _))
-            {
-                return -1;
-            }
-        }
-        if (!maps.Contains("/" + LibCrypto, StringComparison.Ordinal) || !NativeLibrary.TryLoad(LibCrypto, out nint crypto))
-        {
-            return -1;
-        }
-        foreach (string export in new[] { "BIO_ctrl", "BIO_method_type", "BUF_MEM_new", "OPENSSL_sk_num", "OPENSSL_sk_pop", "X509_free" })
-        {
-            if (!NativeLibrary.TryGetExport(crypto, export, out _))
-            {
-                return -1;
-            }
-        }
-        return 1;
+        // Both libraries from the runtime's own OpenSSL (already mapped), with every entry point used here.
+        bool complete = HasExports(LibSsl, "SSL_ctrl", "SSL_CTX_ctrl", "SSL_CTX_set_num_tickets", "SSL_CTX_set_options", "SSL_get_SSL_CTX",
+                "SSL_get_rbio", "SSL_get_wbio", "SSL_get_peer_cert_chain")
+            && maps.Contains("/" + LibCrypto, StringComparison.Ordinal)
+            && HasExports(LibCrypto, "BIO_ctrl", "BIO_method_type", "BUF_MEM_new", "OPENSSL_sk_num", "OPENSSL_sk_pop", "X509_free");
+        return complete ? 1 : -1;
+
+        static bool HasExports(string name, params string[] exports) =>
+            NativeLibrary.TryLoad(name, out nint library) && exports.All(export => NativeLibrary.TryGetExport(library, export, out _));
     }
 
     [DllImport(LibSsl)]
